@@ -1,0 +1,291 @@
+//! Key types and private keys that never show their bytes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, crypto};
+use crate::fingerprint::sha256_hex;
+
+/// The key types meshtrust generates. istiod accepts RSA and ECDSA CA keys only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    /// ECDSA on NIST P-256 with SHA-256 signatures (the default: fast and small).
+    #[default]
+    EcdsaP256,
+    /// ECDSA on NIST P-384 with SHA-384 signatures.
+    EcdsaP384,
+    /// RSA 2048-bit, PKCS#1 v1.5 SHA-256 signatures.
+    Rsa2048,
+    /// RSA 3072-bit, PKCS#1 v1.5 SHA-256 signatures.
+    Rsa3072,
+    /// RSA 4096-bit, PKCS#1 v1.5 SHA-256 signatures (what Istio's Makefile uses).
+    Rsa4096,
+}
+
+impl KeyType {
+    /// Every key type, in the order they are documented.
+    pub const ALL: [KeyType; 5] = [
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+    ];
+
+    /// The name used on the command line and in JSON (`ecdsa-p256`, `rsa-4096`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    pub(crate) fn signature_algorithm(self) -> &'static SignatureAlgorithm {
+        match self {
+            KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        KeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::InvalidParameter {
+                field: "key type",
+                reason: format!(
+                    "`{s}` is not one of {}",
+                    KeyType::ALL.map(KeyType::as_str).join(", ")
+                ),
+            })
+    }
+}
+
+/// The algorithm and size of any public key met in the wild, for inspection and verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// ECDSA on a named curve (`P-256`, `P-384`, `P-521`, or the curve OID).
+    Ecdsa {
+        /// Curve name.
+        curve: String,
+    },
+    /// RSA with its modulus size in bits.
+    Rsa {
+        /// Modulus size.
+        bits: usize,
+    },
+    /// Ed25519 (istiod refuses it as a CA key).
+    Ed25519,
+    /// Anything else, by OID.
+    Other {
+        /// Algorithm OID.
+        oid: String,
+    },
+}
+
+impl KeyAlgorithm {
+    /// Reads the algorithm from a certificate's or CSR's subjectPublicKeyInfo.
+    pub fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> KeyAlgorithm {
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => KeyAlgorithm::Rsa {
+                bits: rsa.key_size(),
+            },
+            Ok(PublicKey::EC(_)) => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|oid| match oid.to_id_string().as_str() {
+                        "1.2.840.10045.3.1.7" => "P-256".to_string(),
+                        "1.3.132.0.34" => "P-384".to_string(),
+                        "1.3.132.0.35" => "P-521".to_string(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_else(|| "unknown curve".to_string());
+                KeyAlgorithm::Ecdsa { curve }
+            }
+            _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => KeyAlgorithm::Ed25519,
+            _ => KeyAlgorithm::Other {
+                oid: spki.algorithm.algorithm.to_id_string(),
+            },
+        }
+    }
+
+    /// Whether istiod accepts a CA key of this algorithm (RSA or ECDSA only).
+    pub fn accepted_by_istiod(&self) -> bool {
+        matches!(self, KeyAlgorithm::Rsa { .. } | KeyAlgorithm::Ecdsa { .. })
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyAlgorithm::Ecdsa { curve } => write!(f, "ECDSA {curve}"),
+            KeyAlgorithm::Rsa { bits } => write!(f, "RSA {bits}"),
+            KeyAlgorithm::Ed25519 => f.write_str("Ed25519"),
+            KeyAlgorithm::Other { oid } => write!(f, "unknown key algorithm {oid}"),
+        }
+    }
+}
+
+/// A private key for a CA. The bytes live in zeroizing buffers; `Debug` and `Display`
+/// show the algorithm and the SHA-256 fingerprint of the public key, never key material.
+pub struct PrivateKey {
+    pair: KeyPair,
+    /// The key as it was read or generated (PKCS#8 for generated keys).
+    der: Zeroizing<Vec<u8>>,
+    pem_label: &'static str,
+    algorithm: KeyAlgorithm,
+}
+
+impl PrivateKey {
+    /// Generates a new key of the given type (aws-lc-rs).
+    pub fn generate(key_type: KeyType) -> Result<PrivateKey> {
+        let alg = key_type.signature_algorithm();
+        let pair = match key_type {
+            KeyType::EcdsaP256 | KeyType::EcdsaP384 => KeyPair::generate_for(alg),
+            KeyType::Rsa2048 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048),
+            KeyType::Rsa3072 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_3072),
+            KeyType::Rsa4096 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_4096),
+        }
+        .map_err(crypto("key generation"))?;
+        let der = Zeroizing::new(pair.serialize_der());
+        let algorithm = algorithm_of(&pair);
+        Ok(PrivateKey {
+            pair,
+            der,
+            pem_label: "PRIVATE KEY",
+            algorithm,
+        })
+    }
+
+    /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
+    /// (`EC PRIVATE KEY`). `name` is the file name used in error messages.
+    ///
+    /// Only RSA and ECDSA keys are accepted, as istiod accepts no others.
+    pub fn from_pem(name: &str, pem: &[u8]) -> Result<PrivateKey> {
+        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| Error::Pem {
+            name: name.to_string(),
+            expected: "private key",
+            reason: e.to_string(),
+        })?;
+        let (pem_label, der) = match &key {
+            PrivateKeyDer::Pkcs8(_) => ("PRIVATE KEY", key.secret_der()),
+            PrivateKeyDer::Pkcs1(_) => ("RSA PRIVATE KEY", key.secret_der()),
+            PrivateKeyDer::Sec1(_) => ("EC PRIVATE KEY", key.secret_der()),
+            _ => ("PRIVATE KEY", key.secret_der()),
+        };
+        let der = Zeroizing::new(der.to_vec());
+        let pair = KeyPair::try_from(&key).map_err(|e| Error::UnsupportedKey {
+            name: name.to_string(),
+            reason: format!("cannot read the private key ({e})"),
+        })?;
+        if pair.algorithm() == &rcgen::PKCS_ED25519 {
+            return Err(Error::UnsupportedKey {
+                name: name.to_string(),
+                reason: "is an Ed25519 key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256".to_string(),
+            });
+        }
+        let algorithm = algorithm_of(&pair);
+        Ok(PrivateKey {
+            pair,
+            der,
+            pem_label,
+            algorithm,
+        })
+    }
+
+    /// The key as PEM, in the form it was read (generated keys are PKCS#8, `PRIVATE KEY`).
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(encode_pem(self.pem_label, &self.der))
+    }
+
+    /// The DER-encoded subjectPublicKeyInfo of the key.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+
+    /// The raw public key (the BIT STRING of subjectPublicKeyInfo).
+    pub fn public_key_raw(&self) -> &[u8] {
+        self.pair.public_key_raw()
+    }
+
+    /// Algorithm and size of the key.
+    pub fn algorithm(&self) -> &KeyAlgorithm {
+        &self.algorithm
+    }
+
+    /// SHA-256 of the raw public key, lowercase hex. Safe to print and log.
+    pub fn fingerprint(&self) -> String {
+        sha256_hex(self.public_key_raw())
+    }
+
+    pub(crate) fn key_pair(&self) -> &KeyPair {
+        &self.pair
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm.to_string())
+            .field("public_key_sha256", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} private key (public key sha256 {})",
+            self.algorithm,
+            &self.fingerprint()[..16]
+        )
+    }
+}
+
+fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
+    use x509_parser::prelude::FromDer;
+    let spki_der = pair.subject_public_key_info();
+    match SubjectPublicKeyInfo::from_der(&spki_der) {
+        Ok((_, spki)) => KeyAlgorithm::from_spki(&spki),
+        Err(_) => KeyAlgorithm::Other {
+            oid: "unparsable".to_string(),
+        },
+    }
+}
+
+/// PEM-encodes DER with the given label, LF line endings, 64 columns (as openssl writes).
+pub(crate) fn encode_pem(label: &str, der: &[u8]) -> String {
+    let block = pem::Pem::new(label, der);
+    let text = pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF));
+    // The block holds a copy of `der`, which may be key material.
+    zeroize::Zeroize::zeroize(&mut block.into_contents());
+    text
+}

@@ -1,0 +1,67 @@
+//! # meshtrust-ca
+//!
+//! The certificate domain of meshtrust, pure: no I/O, no async, no clock. Every function
+//! that depends on time takes `now`.
+//!
+//! - [`KeyType`], [`PrivateKey`]: keys in zeroizing buffers that print a fingerprint only.
+//! - [`RootParams`] → [`RootCa`]: a self-signed root.
+//! - [`IntermediateParams`] → [`Csr`] → [`RootCa::sign_intermediate`]: a cluster's CA.
+//! - [`CaCerts`]: Istio's `cacerts` files, in the istio or kubernetes.io/tls form.
+//! - [`verify_bundle`]: would istiod accept this bundle, and would its workloads validate?
+//!
+//! ```
+//! use meshtrust_ca::*;
+//! use time::macros::datetime;
+//!
+//! let now = datetime!(2026-01-01 00:00 UTC);
+//! let root = RootParams::default().self_signed(now)?;
+//! let params = IntermediateParams::new(ClusterName::new("cluster1")?);
+//! let key = PrivateKey::generate(params.key_type)?;
+//! let signed = root.sign_intermediate(&params.csr(&key)?, &params.profile(), now)?;
+//! let trust = TrustBundle::new(vec![root.certificate().clone()])?;
+//! let bundle = CaCerts::new(signed.certificate, key, vec![root.certificate().clone()], trust);
+//!
+//! let mut files = BundleFiles::new();
+//! for f in bundle.files(BundleFormat::Istio) {
+//!     files.insert(f.name, f.contents.to_vec());
+//! }
+//! assert!(verify_bundle(&files, &VerifyOptions::at(now)).accepted());
+//! # Ok::<(), meshtrust_ca::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod bundle;
+mod cert;
+mod cluster;
+mod error;
+mod fingerprint;
+mod intermediate;
+mod key;
+mod root;
+mod serial;
+mod trust;
+mod verify;
+
+pub use bundle::{BundleFile, BundleFiles, BundleFormat, CaCerts};
+pub use cert::{CertInfo, Certificate};
+pub use cluster::ClusterName;
+pub use error::{Error, Result};
+pub use fingerprint::{certificate_fingerprint, sha256_hex};
+pub use intermediate::{
+    Csr, ISTIOD_DNS_NAME, IntermediateParams, IntermediateProfile, SignedIntermediate,
+    validity_window,
+};
+pub use key::{KeyAlgorithm, KeyType, PrivateKey};
+pub use root::{RootCa, RootParams};
+pub use trust::{TrustBundle, is_byte_superset};
+pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};
+
+/// Formats an instant for messages: `2026-11-26 09:30:00 UTC`.
+pub fn fmt_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+    ))
+    .unwrap_or_else(|_| t.to_string())
+}

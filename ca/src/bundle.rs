@@ -26,7 +26,12 @@ impl BundleFormat {
     /// The files of this form, in the order they are listed to users.
     pub fn file_names(self) -> &'static [&'static str] {
         match self {
-            BundleFormat::Istio => &["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"],
+            BundleFormat::Istio => &[
+                "ca-cert.pem",
+                "ca-key.pem",
+                "cert-chain.pem",
+                "root-cert.pem",
+            ],
             BundleFormat::Tls => &["tls.crt", "tls.key", "ca.crt"],
         }
     }

@@ -157,7 +157,11 @@ impl Certificate {
     /// Whether the signature uses SHA-1 (refused by every modern verifier).
     pub fn signed_with_sha1(&self) -> bool {
         matches!(
-            self.x509().signature_algorithm.algorithm.to_id_string().as_str(),
+            self.x509()
+                .signature_algorithm
+                .algorithm
+                .to_id_string()
+                .as_str(),
             "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3"
         )
     }
@@ -251,7 +255,9 @@ impl Certificate {
         let x = self.x509();
         let key_id = |ext: &ParsedExtension<'_>| match ext {
             ParsedExtension::SubjectKeyIdentifier(k) => Some(hex_colon(k.0)),
-            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| hex_colon(k.0)),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| hex_colon(k.0))
+            }
             _ => None,
         };
         let mut ski = None;

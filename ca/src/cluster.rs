@@ -95,6 +95,9 @@ mod tests {
     #[test]
     fn the_error_names_the_value_and_the_rule() {
         let msg = ClusterName::new("Bad_Name").unwrap_err().to_string();
-        assert!(msg.contains("Bad_Name") && msg.contains("DNS-1123"), "{msg}");
+        assert!(
+            msg.contains("Bad_Name") && msg.contains("DNS-1123"),
+            "{msg}"
+        );
     }
 }

@@ -46,7 +46,9 @@ pub enum Error {
         cert: String,
     },
     /// A certificate that must sign others is not a CA.
-    #[error("{name} is not a CA certificate ({reason}); use a certificate with basicConstraints CA:TRUE and keyUsage keyCertSign")]
+    #[error(
+        "{name} is not a CA certificate ({reason}); use a certificate with basicConstraints CA:TRUE and keyUsage keyCertSign"
+    )]
     NotCa {
         /// File name of the certificate.
         name: String,

@@ -65,16 +65,18 @@ impl IntermediateParams {
     pub fn csr(&self, key: &PrivateKey) -> Result<Csr> {
         let mut params = CertificateParams::default();
         params.distinguished_name = self.distinguished_name();
-        params.subject_alt_names = self
-            .dns_names
-            .iter()
-            .map(|d| {
-                d.clone().try_into().map(SanType::DnsName).map_err(|_| Error::InvalidParameter {
-                    field: "DNS name",
-                    reason: format!("`{d}` is not a valid DNS name"),
+        params.subject_alt_names =
+            self.dns_names
+                .iter()
+                .map(|d| {
+                    d.clone().try_into().map(SanType::DnsName).map_err(|_| {
+                        Error::InvalidParameter {
+                            field: "DNS name",
+                            reason: format!("`{d}` is not a valid DNS name"),
+                        }
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect::<Result<_>>()?;
         let csr = params
             .serialize_request(key.key_pair())
             .map_err(crypto("building the certificate signing request"))?;

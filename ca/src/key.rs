@@ -284,7 +284,10 @@ fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
 /// PEM-encodes DER with the given label, LF line endings, 64 columns (as openssl writes).
 pub(crate) fn encode_pem(label: &str, der: &[u8]) -> String {
     let block = pem::Pem::new(label, der);
-    let text = pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF));
+    let text = pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
     // The block holds a copy of `der`, which may be key material.
     zeroize::Zeroize::zeroize(&mut block.into_contents());
     text

@@ -1,6 +1,8 @@
 //! The self-signed root of trust that meshtrust manages.
 
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
+};
 use time::{Duration, OffsetDateTime};
 
 use crate::cert::Certificate;
@@ -124,7 +126,12 @@ impl RootCa {
                 ),
             });
         }
-        check_validity("root-cert.pem", &cert, now, "create a new root with `meshtrust root create` and rotate to it (docs/rotation.md)")?;
+        check_validity(
+            "root-cert.pem",
+            &cert,
+            now,
+            "create a new root with `meshtrust root create` and rotate to it (docs/rotation.md)",
+        )?;
         let key = PrivateKey::from_pem("root-key.pem", key_pem)?;
         if key.public_key_raw() != cert.public_key_raw() {
             return Err(Error::KeyMismatch {

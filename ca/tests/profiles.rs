@@ -29,20 +29,47 @@ fn the_root_profile() {
     let cert = root.certificate();
     let cases: Vec<(&str, bool)> = vec![
         ("the root is a CA", cert.is_ca()),
-        ("the root has no path length unless asked", cert.path_len().is_none()),
-        ("basicConstraints is critical", ext_critical(cert, "2.5.29.19") == Some(true)),
-        ("keyUsage is critical", ext_critical(cert, "2.5.29.15") == Some(true)),
+        (
+            "the root has no path length unless asked",
+            cert.path_len().is_none(),
+        ),
+        (
+            "basicConstraints is critical",
+            ext_critical(cert, "2.5.29.19") == Some(true),
+        ),
+        (
+            "keyUsage is critical",
+            ext_critical(cert, "2.5.29.15") == Some(true),
+        ),
         (
             "keyUsage is keyCertSign, cRLSign and digitalSignature",
             cert.key_usage() == ["digitalSignature", "keyCertSign", "cRLSign"],
         ),
-        ("it has a subject key identifier", ext_critical(cert, "2.5.29.14").is_some()),
-        ("it has no extendedKeyUsage", cert.extended_key_usage().is_none()),
+        (
+            "it has a subject key identifier",
+            ext_critical(cert, "2.5.29.14").is_some(),
+        ),
+        (
+            "it has no extendedKeyUsage",
+            cert.extended_key_usage().is_none(),
+        ),
         ("it is self-signed", cert.is_self_signed()),
-        ("the subject is O=Istio, CN=Root CA", cert.subject() == "O=Istio, CN=Root CA"),
-        ("it is valid for ten years", cert.not_after() == NOW + Duration::days(3650)),
-        ("it is backdated five minutes for clock skew", cert.not_before() == NOW - Duration::minutes(5)),
-        ("the key is ECDSA P-256 by default", cert.key_algorithm().to_string() == "ECDSA P-256"),
+        (
+            "the subject is O=Istio, CN=Root CA",
+            cert.subject() == "O=Istio, CN=Root CA",
+        ),
+        (
+            "it is valid for ten years",
+            cert.not_after() == NOW + Duration::days(3650),
+        ),
+        (
+            "it is backdated five minutes for clock skew",
+            cert.not_before() == NOW - Duration::minutes(5),
+        ),
+        (
+            "the key is ECDSA P-256 by default",
+            cert.key_algorithm().to_string() == "ECDSA P-256",
+        ),
         (
             "the serial is positive and at least 64 bits",
             cert.x509().raw_serial().len() >= 8 && cert.x509().raw_serial()[0] & 0x80 == 0,
@@ -81,15 +108,30 @@ fn the_intermediate_profile() {
     let root_info = root.certificate().info();
     let cases: Vec<(&str, bool)> = vec![
         ("the intermediate is a CA", cert.is_ca()),
-        ("its path length is 0 by default", cert.path_len() == Some(0)),
-        ("basicConstraints is critical", ext_critical(cert, "2.5.29.19") == Some(true)),
-        ("keyUsage is critical", ext_critical(cert, "2.5.29.15") == Some(true)),
+        (
+            "its path length is 0 by default",
+            cert.path_len() == Some(0),
+        ),
+        (
+            "basicConstraints is critical",
+            ext_critical(cert, "2.5.29.19") == Some(true),
+        ),
+        (
+            "keyUsage is critical",
+            ext_critical(cert, "2.5.29.15") == Some(true),
+        ),
         (
             "keyUsage is keyCertSign, cRLSign and digitalSignature",
             cert.key_usage() == ["digitalSignature", "keyCertSign", "cRLSign"],
         ),
-        ("it has no extendedKeyUsage", cert.extended_key_usage().is_none()),
-        ("it has a subject key identifier", info.subject_key_id.is_some()),
+        (
+            "it has no extendedKeyUsage",
+            cert.extended_key_usage().is_none(),
+        ),
+        (
+            "it has a subject key identifier",
+            info.subject_key_id.is_some(),
+        ),
         (
             "its authority key identifier is the root's subject key identifier",
             info.authority_key_id.is_some() && info.authority_key_id == root_info.subject_key_id,
@@ -102,11 +144,23 @@ fn the_intermediate_profile() {
             "the subject is O=Istio, CN=Intermediate CA, L=<cluster>",
             cert.subject() == "O=Istio, CN=Intermediate CA, L=cluster1",
         ),
-        ("it is issued by the root", cert.is_issued_by(root.certificate())),
-        ("it carries the caller's key", cert.public_key_raw() == key.public_key_raw()),
-        ("it is valid for two years", cert.not_after() == NOW + Duration::days(730)),
+        (
+            "it is issued by the root",
+            cert.is_issued_by(root.certificate()),
+        ),
+        (
+            "it carries the caller's key",
+            cert.public_key_raw() == key.public_key_raw(),
+        ),
+        (
+            "it is valid for two years",
+            cert.not_after() == NOW + Duration::days(730),
+        ),
         ("it was not clamped", signed.clamped_to.is_none()),
-        ("its serial differs from the root's", cert.serial_hex() != root.certificate().serial_hex()),
+        (
+            "its serial differs from the root's",
+            cert.serial_hex() != root.certificate().serial_hex(),
+        ),
     ];
     for (case, ok) in cases {
         assert!(ok, "{case}");
@@ -129,16 +183,29 @@ fn every_key_type_yields_a_bundle_istiod_accepts() {
             KeyType::Rsa3072 => "RSA 3072",
             KeyType::Rsa4096 => "RSA 4096",
         };
-        assert_eq!(signed.certificate.key_algorithm().to_string(), expected, "{key_type}");
+        assert_eq!(
+            signed.certificate.key_algorithm().to_string(),
+            expected,
+            "{key_type}"
+        );
         let trust = TrustBundle::new(vec![root.certificate().clone()]).unwrap();
-        let bundle = CaCerts::new(signed.certificate, key, vec![root.certificate().clone()], trust);
+        let bundle = CaCerts::new(
+            signed.certificate,
+            key,
+            vec![root.certificate().clone()],
+            trust,
+        );
         let mut files = BundleFiles::new();
         for f in bundle.files(BundleFormat::Istio) {
             files.insert(f.name, f.contents.to_vec());
         }
         let report = verify_bundle(&files, &VerifyOptions::at(NOW));
         assert!(report.accepted(), "{key_type}: {:?}", report.findings);
-        assert!(report.findings.is_empty(), "{key_type}: {:?}", report.findings);
+        assert!(
+            report.findings.is_empty(),
+            "{key_type}: {:?}",
+            report.findings
+        );
     }
 }
 
@@ -149,7 +216,10 @@ fn an_intermediate_never_outlives_its_root() {
     let root = rp.self_signed(NOW).unwrap();
     let params = IntermediateParams::new(ClusterName::new("c1").unwrap());
     let (_, signed) = issue(&root, &params);
-    assert_eq!(signed.certificate.not_after(), root.certificate().not_after());
+    assert_eq!(
+        signed.certificate.not_after(),
+        root.certificate().not_after()
+    );
     assert_eq!(signed.clamped_to, Some(root.certificate().not_after()));
 }
 
@@ -219,6 +289,9 @@ fn keys_round_trip_through_pem() {
     }
 }
 
+/// (case, root-cert.pem, root-key.pem, now, expected error)
+type RootLoadCase<'a> = (&'a str, &'a [u8], &'a [u8], OffsetDateTime, Option<&'a str>);
+
 #[test]
 fn loading_a_root_checks_it() {
     let root = RootParams::default().self_signed(NOW).unwrap();
@@ -226,8 +299,14 @@ fn loading_a_root_checks_it() {
     let cert = root.certificate().to_pem();
     let key = root.key().to_pem();
     let other_key = other.key().to_pem();
-    let cases: Vec<(&str, &[u8], &[u8], OffsetDateTime, Option<&str>)> = vec![
-        ("a matching pair loads", cert.as_bytes(), key.as_bytes(), NOW, None),
+    let cases: Vec<RootLoadCase> = vec![
+        (
+            "a matching pair loads",
+            cert.as_bytes(),
+            key.as_bytes(),
+            NOW,
+            None,
+        ),
         (
             "a key from another root is refused",
             cert.as_bytes(),
@@ -242,7 +321,13 @@ fn loading_a_root_checks_it() {
             NOW + Duration::days(4000),
             Some("root-cert.pem expired"),
         ),
-        ("garbage is refused", b"hello", key.as_bytes(), NOW, Some("root-cert.pem: not a valid PEM certificate")),
+        (
+            "garbage is refused",
+            b"hello",
+            key.as_bytes(),
+            NOW,
+            Some("root-cert.pem: not a valid PEM certificate"),
+        ),
     ];
     for (case, c, k, now, err) in cases {
         match (RootCa::from_pem(c, k, now), err) {
@@ -260,7 +345,10 @@ fn key_types_parse_from_their_names() {
         assert_eq!(k.as_str().parse::<KeyType>().unwrap(), k);
     }
     let msg = "dsa-1024".parse::<KeyType>().unwrap_err().to_string();
-    assert!(msg.contains("ecdsa-p256") && msg.contains("rsa-4096"), "{msg}");
+    assert!(
+        msg.contains("ecdsa-p256") && msg.contains("rsa-4096"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Would istiod accept this `cacerts` bundle, and would the workload certificates it signs
 //! validate? Every problem found is reported, not just the first.
 
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
-use rustls_pki_types::{CertificateDer, UnixTime};
+mod chain;
+mod workload;
+
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
@@ -11,6 +12,8 @@ use crate::cert::{CertInfo, Certificate};
 use crate::error::Error;
 use crate::fmt_time;
 use crate::key::PrivateKey;
+use chain::check_chain;
+use workload::validate_workload_path;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -120,24 +123,32 @@ impl BundleReport {
 
     /// Only the warnings.
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
     }
 }
 
-struct Names {
-    cert: &'static str,
-    key: &'static str,
-    chain: &'static str,
-    roots: &'static str,
+pub(crate) struct Names {
+    pub(crate) cert: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) chain: &'static str,
+    pub(crate) roots: &'static str,
 }
 
-struct Checker {
-    findings: Vec<Finding>,
-    opts: VerifyOptions,
+pub(crate) struct Checker {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) opts: VerifyOptions,
 }
 
 impl Checker {
-    fn push(&mut self, severity: Severity, problem: Problem, file: &str, message: String) {
+    pub(crate) fn push(
+        &mut self,
+        severity: Severity,
+        problem: Problem,
+        file: &str,
+        message: String,
+    ) {
         self.findings.push(Finding {
             severity,
             problem,
@@ -146,35 +157,39 @@ impl Checker {
         });
     }
 
-    fn error(&mut self, problem: Problem, file: &str, message: String) {
+    pub(crate) fn error(&mut self, problem: Problem, file: &str, message: String) {
         self.push(Severity::Error, problem, file, message);
     }
 
-    fn warn(&mut self, problem: Problem, file: &str, message: String) {
+    pub(crate) fn warn(&mut self, problem: Problem, file: &str, message: String) {
         self.push(Severity::Warning, problem, file, message);
     }
 
-    fn has(&self, problem: Problem) -> bool {
+    pub(crate) fn has(&self, problem: Problem) -> bool {
         self.findings.iter().any(|f| f.problem == problem)
     }
 
-    fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
-    fn certs(&mut self, files: &BundleFiles, name: &str) -> Option<Vec<Certificate>> {
+    pub(crate) fn certs(&mut self, files: &BundleFiles, name: &str) -> Option<Vec<Certificate>> {
         let bytes = files.get(name)?;
         match Certificate::all_from_pem(name, bytes) {
             Ok(c) => Some(c),
             Err(e) => {
-                self.error(Problem::MalformedPem, name, format!("{e}; regenerate the bundle with `meshtrust cacerts`"));
+                self.error(
+                    Problem::MalformedPem,
+                    name,
+                    format!("{e}; regenerate the bundle with `meshtrust cacerts`"),
+                );
                 None
             }
         }
     }
 
     /// Expiry, not-yet-valid and soon-to-expire checks for one certificate.
-    fn validity(&mut self, file: &str, what: &str, cert: &Certificate, fix: &str) {
+    pub(crate) fn validity(&mut self, file: &str, what: &str, cert: &Certificate, fix: &str) {
         let now = self.opts.now;
         if now > cert.not_after() {
             self.error(
@@ -204,9 +219,11 @@ impl Checker {
         }
     }
 
-    fn eku(&mut self, file: &str, what: &str, cert: &Certificate) {
+    pub(crate) fn eku(&mut self, file: &str, what: &str, cert: &Certificate) {
         if let Some(eku) = cert.extended_key_usage()
-            && !eku.iter().any(|p| p == "serverAuth" || p == "anyExtendedKeyUsage")
+            && !eku
+                .iter()
+                .any(|p| p == "serverAuth" || p == "anyExtendedKeyUsage")
         {
             self.error(
                 Problem::ExtendedKeyUsage,
@@ -218,10 +235,6 @@ impl Checker {
             );
         }
     }
-}
-
-fn describe(file: &str, index: usize, cert: &Certificate) -> String {
-    format!("{file} certificate #{index} ({})", cert.subject())
 }
 
 /// Checks a bundle the way istiod loads it, and then the way workloads use it.
@@ -288,17 +301,19 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
         BundleFormat::Istio => c.certs(files, names.chain),
         BundleFormat::Tls => ca_file_certs.clone(),
     };
-    let key = files.get(names.key).and_then(|bytes| match PrivateKey::from_pem(names.key, bytes) {
-        Ok(k) => Some(k),
-        Err(e @ Error::UnsupportedKey { .. }) => {
-            c.error(Problem::UnsupportedKey, names.key, e.to_string());
-            None
-        }
-        Err(e) => {
-            c.error(Problem::MalformedPem, names.key, e.to_string());
-            None
-        }
-    });
+    let key = files
+        .get(names.key)
+        .and_then(|bytes| match PrivateKey::from_pem(names.key, bytes) {
+            Ok(k) => Some(k),
+            Err(e @ Error::UnsupportedKey { .. }) => {
+                c.error(Problem::UnsupportedKey, names.key, e.to_string());
+                None
+            }
+            Err(e) => {
+                c.error(Problem::MalformedPem, names.key, e.to_string());
+                None
+            }
+        });
     if let Some(roots) = &roots {
         report.root_fingerprints = roots.iter().map(Certificate::fingerprint).collect();
     }
@@ -358,200 +373,14 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
         c.error(
             Problem::PathValidation,
             names.cert,
-            format!("rustls-webpki rejects a workload certificate signed by {}: {e}", names.cert),
+            format!(
+                "rustls-webpki rejects a workload certificate signed by {}: {e}",
+                names.cert
+            ),
         );
     }
 
     c.findings.sort_by_key(|f| f.severity);
     report.findings = c.findings;
     report
-}
-
-fn check_chain(
-    c: &mut Checker,
-    names: &Names,
-    format: BundleFormat,
-    ca: &Certificate,
-    chain: &[Certificate],
-    roots: &[Certificate],
-    report: &mut BundleReport,
-) {
-    if format == BundleFormat::Istio && chain.first() != Some(ca) {
-        let first = chain.first().map(Certificate::subject).unwrap_or_default();
-        c.error(
-            Problem::ChainOrder,
-            names.chain,
-            format!(
-                "{} is out of order: it must start with {} (the intermediate), but starts with {first}; workloads receive this chain verbatim — write the intermediate first, then each issuer up to the root",
-                names.chain, names.cert
-            ),
-        );
-        return;
-    }
-    for (i, pair) in chain.windows(2).enumerate() {
-        if !pair[0].is_issued_by(&pair[1]) {
-            c.error(
-                Problem::ChainOrder,
-                names.chain,
-                format!(
-                    "{} is out of order or broken: {} is not issued by {}; list each certificate right before its issuer",
-                    names.chain,
-                    describe(names.chain, i + 1, &pair[0]),
-                    describe(names.chain, i + 2, &pair[1])
-                ),
-            );
-            return;
-        }
-    }
-    // The path a workload certificate takes: its issuer (the CA) first, up to the anchor.
-    let mut path: Vec<&Certificate> = chain.iter().collect();
-    let last = *path.last().expect("chain starts with the CA");
-    let anchor = if roots.contains(last) {
-        last.clone()
-    } else if let Some(root) = roots.iter().find(|r| last.is_issued_by(r)) {
-        path.push(root);
-        root.clone()
-    } else {
-        let held: Vec<String> = roots.iter().map(Certificate::subject).collect();
-        c.error(
-            Problem::UntrustedChain,
-            names.roots,
-            format!(
-                "{} does not chain to any root in {}: the chain ends at {} (issued by {}), while {} holds [{}]; put the root that issued the chain into {}, or reissue the intermediate from your root",
-                names.cert,
-                names.roots,
-                last.subject(),
-                last.x509().issuer(),
-                names.roots,
-                held.join("; "),
-                names.roots
-            ),
-        );
-        return;
-    };
-    report.anchor_fingerprint = Some(anchor.fingerprint());
-
-    for (k, cert) in path.iter().enumerate().skip(1) {
-        if !cert.is_ca() {
-            c.error(
-                Problem::NotCa,
-                names.chain,
-                format!("{} is not a CA certificate but issues {}; the chain is unusable", cert.subject(), path[k - 1].subject()),
-            );
-        }
-        if let Some(limit) = cert.path_len()
-            && k as u32 > limit
-        {
-            c.error(
-                Problem::PathLength,
-                names.chain,
-                format!(
-                    "path length constraint violated: {} has pathlen:{limit} but sits {k} CA level(s) above the workload certificates {} signs; istiod starts, yet every workload certificate fails validation — reissue the chain so that each pathlen allows the CAs below it",
-                    cert.subject(),
-                    names.cert
-                ),
-            );
-        }
-        if k + 1 < path.len() || !cert.is_self_signed() {
-            if cert.signed_with_sha1() {
-                c.error(
-                    Problem::WeakSignature,
-                    names.chain,
-                    format!("{} is signed with SHA-1, which Go's x509 (istiod) and rustls refuse; reissue it", cert.subject()),
-                );
-            }
-        }
-        c.eku(names.chain, &cert.subject(), cert);
-    }
-    for pair in path.windows(2) {
-        let (child, issuer) = (pair[0], pair[1]);
-        if child.not_after() > issuer.not_after() {
-            let file = if child == ca { names.cert } else { names.chain };
-            c.warn(
-                Problem::OutlivesIssuer,
-                file,
-                format!(
-                    "{} (expires {}) outlives its issuer {} (expires {}): it stops validating when the issuer expires; reissue it within the issuer's lifetime",
-                    if child == ca { names.cert.to_string() } else { child.subject() },
-                    fmt_time(child.not_after()),
-                    issuer.subject(),
-                    fmt_time(issuer.not_after())
-                ),
-            );
-        }
-    }
-    for (i, root) in roots.iter().enumerate() {
-        let what = format!("{} root #{} ({})", names.roots, i + 1, root.subject());
-        if *root == anchor {
-            c.validity(
-                names.roots,
-                &what,
-                root,
-                "create a new root and rotate to it (docs/rotation.md)",
-            );
-        } else if c.opts.now > root.not_after() {
-            c.warn(
-                Problem::Expired,
-                names.roots,
-                format!("{what} expired at {}; remove it from the trust bundle", fmt_time(root.not_after())),
-            );
-        }
-    }
-}
-
-/// Signs a throwaway workload certificate with the bundle's key and validates it with
-/// rustls-webpki through the chain to the roots: the check that the bundle works for the
-/// certificates istiod will actually issue.
-fn validate_workload_path(
-    ca: &Certificate,
-    key: &PrivateKey,
-    chain: &[Certificate],
-    roots: &[Certificate],
-    now: OffsetDateTime,
-) -> Result<(), String> {
-    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "meshtrust verify");
-    params.subject_alt_names = vec![SanType::URI(
-        "spiffe://cluster.local/ns/meshtrust/sa/verify"
-            .try_into()
-            .map_err(|e: rcgen::Error| e.to_string())?,
-    )];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.not_before = (now - Duration::minutes(1)).max(ca.not_before());
-    params.not_after = (now + Duration::hours(1)).min(ca.not_after());
-    params.use_authority_key_identifier_extension = true;
-    let issuer = Issuer::from_ca_cert_der(ca.der(), key.key_pair()).map_err(|e| e.to_string())?;
-    let leaf = params
-        .signed_by(&leaf_key, &issuer)
-        .map_err(|e| format!("could not sign a test certificate: {e}"))?;
-
-    let anchors = roots
-        .iter()
-        .filter_map(|r| webpki::anchor_from_trusted_cert(r.der()).ok())
-        .map(|a| a.to_owned())
-        .collect::<Vec<_>>();
-    let intermediates: Vec<CertificateDer<'_>> = chain.iter().map(|c| c.der().clone()).collect();
-    let leaf_der = leaf.der().clone();
-    let end_entity = webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| format!("{e:?}"))?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        u64::try_from(now.unix_timestamp()).unwrap_or(0),
-    ));
-    end_entity
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            time,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        )
-        .map(|_| ())
-        .map_err(|e| format!("{e:?}"))
 }

@@ -1,0 +1,201 @@
+//! Command-line surface of `meshtrust`.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use meshtrust_ca::{BundleFormat, ClusterName, KeyType};
+use time::Duration;
+
+use crate::duration;
+
+/// meshtrust — a shared root of trust for multicluster Istio: one root, an intermediate CA
+/// per cluster, delivered as Istio's `cacerts`, checked the way istiod checks it.
+///
+/// Exit codes: 0 success; 1 failure (a refused or invalid bundle, bad input, I/O error);
+/// 2 invalid command-line usage.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshtrust",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the root CA.
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// Issue each cluster's intermediate CA as an Istio `cacerts` bundle.
+    Cacerts(CacertsArgs),
+    /// Root and every cluster's bundle in one command, plus the kubectl lines to load them.
+    Demo(DemoArgs),
+    /// Show what is inside certificates, keys and bundles.
+    Inspect(InspectArgs),
+    /// Check a `cacerts` bundle exactly as istiod would, and explain every rejection.
+    Verify(VerifyArgs),
+}
+
+/// `meshtrust root …`
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Create a self-signed root CA: DIR/root-cert.pem and DIR/root-key.pem (0600).
+    Create(RootCreateArgs),
+}
+
+/// Human text or JSON for scripts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and sentences.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+fn key_type(s: &str) -> Result<KeyType, String> {
+    s.parse().map_err(|e: meshtrust_ca::Error| e.to_string())
+}
+
+fn cluster(s: &str) -> Result<ClusterName, String> {
+    ClusterName::new(s).map_err(|e| e.to_string())
+}
+
+fn format(s: &str) -> Result<BundleFormat, String> {
+    s.parse().map_err(|e: meshtrust_ca::Error| e.to_string())
+}
+
+/// Options shared by commands that write files.
+#[derive(Debug, ClapArgs)]
+pub struct WriteOptions {
+    /// Replace existing output (a root key or a cluster's bundle).
+    #[arg(long)]
+    pub force: bool,
+    /// With --force, keep what is replaced as `<name>.backup-<UTC timestamp>`.
+    #[arg(long, requires = "force")]
+    pub backup: bool,
+}
+
+/// `meshtrust root create`
+#[derive(Debug, ClapArgs)]
+pub struct RootCreateArgs {
+    /// Directory to write root-cert.pem and root-key.pem into (created 0700 if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+    #[arg(long, value_name = "T", default_value = "ecdsa-p256", value_parser = key_type)]
+    pub key_type: KeyType,
+    /// Lifetime, e.g. 10y, 3650d, 87600h.
+    #[arg(long, value_name = "DURATION", default_value = "10y", value_parser = duration::parse)]
+    pub validity: Duration,
+    /// Subject organization (O).
+    #[arg(long, value_name = "O", default_value = "Istio")]
+    pub org: String,
+    /// Subject common name (CN).
+    #[arg(long, value_name = "CN", default_value = "Root CA")]
+    pub common_name: String,
+    /// basicConstraints pathLenConstraint of the root (none by default).
+    #[arg(long, value_name = "N")]
+    pub path_len: Option<u8>,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// Parameters of the intermediates, shared by `cacerts` and `demo`.
+#[derive(Debug, ClapArgs)]
+pub struct IntermediateOptions {
+    /// Key type of each intermediate: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+    #[arg(long, value_name = "T", default_value = "ecdsa-p256", value_parser = key_type)]
+    pub key_type: KeyType,
+    /// Lifetime of each intermediate (never beyond the root's), e.g. 2y, 90d.
+    #[arg(long, value_name = "DURATION", default_value = "2y", value_parser = duration::parse)]
+    pub validity: Duration,
+    /// basicConstraints pathLenConstraint (0: istiod signs workload certificates only).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub path_len: u8,
+    /// Subject organization (O) of the intermediates.
+    #[arg(long, value_name = "O", default_value = "Istio")]
+    pub org: String,
+    /// Bundle layout: istio (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) or
+    /// tls (tls.crt, tls.key, ca.crt).
+    #[arg(long, value_name = "FORMAT", default_value = "istio", value_parser = format)]
+    pub format: BundleFormat,
+}
+
+/// `meshtrust cacerts`
+#[derive(Debug, ClapArgs)]
+pub struct CacertsArgs {
+    /// Root directory holding root-cert.pem and root-key.pem.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Cluster names (DNS-1123 labels), comma-separated or repeated.
+    #[arg(long, value_name = "NAME", required = true, value_delimiter = ',', value_parser = cluster)]
+    pub cluster: Vec<ClusterName>,
+    /// Output directory; each cluster's bundle goes to OUT/NAME/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub intermediate: IntermediateOptions,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust demo`
+#[derive(Debug, ClapArgs)]
+pub struct DemoArgs {
+    /// Cluster names (DNS-1123 labels), comma-separated.
+    #[arg(long, value_name = "NAMES", required = true, value_delimiter = ',', value_parser = cluster)]
+    pub clusters: Vec<ClusterName>,
+    /// Output directory: OUT/root-cert.pem, OUT/root-key.pem and OUT/NAME/ per cluster.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub intermediate: IntermediateOptions,
+    /// Replace an existing root and bundles in OUT.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust inspect`
+#[derive(Debug, ClapArgs)]
+pub struct InspectArgs {
+    /// PEM files (certificates or keys) or bundle directories.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust verify`
+#[derive(Debug, ClapArgs)]
+pub struct VerifyArgs {
+    /// Bundle directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem; or tls.crt,
+    /// tls.key, ca.crt).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Warn when a certificate expires within this window.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration::parse)]
+    pub warn_within: Duration,
+    /// Treat warnings (expiring soon, outliving the issuer, …) as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}

@@ -1,0 +1,217 @@
+//! Issuing and writing cluster bundles: the pipeline `cacerts` and `demo` share.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use meshtrust_ca::{
+    BundleFiles, BundleFormat, CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions,
+    fmt_time, verify_bundle,
+};
+use meshtrust_issuer::{IssueRequest, Issuer};
+use rayon::prelude::*;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::args::{IntermediateOptions, Output};
+use crate::duration;
+use crate::output;
+use crate::write::{CERT_MODE, KEY_MODE, StagedDir};
+
+/// One cluster's bundle, issued and verified, not yet written.
+pub struct IssuedBundle {
+    pub cluster: ClusterName,
+    pub bundle: CaCerts,
+}
+
+/// What is reported per cluster once written.
+#[derive(Serialize)]
+pub struct BundleSummary {
+    pub cluster: String,
+    pub dir: String,
+    pub format: BundleFormat,
+    pub key: String,
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub root_fingerprints: Vec<String>,
+    pub files: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+}
+
+/// Refuses before any work when a cluster's output directory exists and `force` is off,
+/// listing what is there so the user sees what would be lost.
+pub fn check_outputs(out: &Path, clusters: &[ClusterName], force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let mut taken = Vec::new();
+    for c in clusters {
+        let dir = out.join(c.as_str());
+        if dir.exists() {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            taken.push(format!("{} (holds {})", dir.display(), names.join(", ")));
+        }
+    }
+    if !taken.is_empty() {
+        bail!(
+            "{} already exists; refusing to overwrite a cluster's cacerts. Pass --force to replace (add --backup to keep the old bundle)",
+            taken.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Deduplicates cluster names, keeping the first occurrence order.
+pub fn unique(clusters: Vec<ClusterName>) -> Vec<ClusterName> {
+    let mut seen = std::collections::HashSet::new();
+    clusters
+        .into_iter()
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
+}
+
+/// Generates every cluster's key (in parallel: RSA key generation dominates), has `issuer`
+/// sign each request, and verifies every bundle as istiod would before returning it.
+pub async fn issue_bundles(
+    issuer: &dyn Issuer,
+    clusters: &[ClusterName],
+    opts: &IntermediateOptions,
+    now: OffsetDateTime,
+) -> Result<(Vec<IssuedBundle>, Vec<String>)> {
+    let requests = clusters
+        .par_iter()
+        .map(|cluster| {
+            let mut params = IntermediateParams::new(cluster.clone());
+            params.key_type = opts.key_type;
+            params.validity = opts.validity;
+            params.path_len = opts.path_len;
+            params.organization = opts.org.clone();
+            let key = PrivateKey::generate(params.key_type)?;
+            let csr = params.csr(&key)?;
+            Ok((params, key, csr))
+        })
+        .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?;
+
+    let mut bundles = Vec::with_capacity(requests.len());
+    let mut notices = Vec::new();
+    for (params, key, csr) in requests {
+        let request = IssueRequest::new(params.cluster.clone(), csr, params.profile(), now);
+        let issued = issuer.issue_intermediate(&request).await.with_context(|| {
+            format!(
+                "cluster {}: {} could not issue its intermediate",
+                params.cluster,
+                issuer.describe()
+            )
+        })?;
+        notices.extend(issued.notices);
+        let bundle = CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle);
+        let report = verify_bundle(&in_memory(&bundle, opts.format), &VerifyOptions::at(now));
+        if !report.accepted() {
+            let why: Vec<_> = report.findings.iter().map(|f| f.message.as_str()).collect();
+            bail!(
+                "cluster {}: the bundle issued by {} fails verification, nothing was written: {}",
+                params.cluster,
+                issuer.describe(),
+                why.join("; ")
+            );
+        }
+        bundles.push(IssuedBundle {
+            cluster: params.cluster,
+            bundle,
+        });
+    }
+    Ok((bundles, notices))
+}
+
+fn in_memory(bundle: &CaCerts, format: BundleFormat) -> BundleFiles {
+    let mut files = BundleFiles::new();
+    for f in bundle.files(format) {
+        files.insert(f.name, f.contents.to_vec());
+    }
+    files
+}
+
+/// Writes each bundle to OUT/NAME atomically (staged, then renamed into place).
+pub fn write_bundles(
+    out: &Path,
+    bundles: &[IssuedBundle],
+    format: BundleFormat,
+    force: bool,
+    backup: bool,
+) -> Result<Vec<BundleSummary>> {
+    let mut summaries = Vec::with_capacity(bundles.len());
+    for b in bundles {
+        let target: PathBuf = out.join(b.cluster.as_str());
+        let staged = StagedDir::new(&target)?;
+        let files = b.bundle.files(format);
+        for f in &files {
+            staged.write(
+                f.name,
+                &f.contents,
+                if f.secret { KEY_MODE } else { CERT_MODE },
+            )?;
+        }
+        let backup_dir = staged.commit(force, backup)?;
+        let cert = b.bundle.certificate();
+        summaries.push(BundleSummary {
+            cluster: b.cluster.to_string(),
+            dir: target.display().to_string(),
+            format,
+            key: cert.key_algorithm().to_string(),
+            serial: cert.serial_hex(),
+            not_after: cert.not_after(),
+            root_fingerprints: b.bundle.trust().fingerprints(),
+            files: files.iter().map(|f| f.name).collect(),
+            backup: backup_dir.map(|p| p.display().to_string()),
+        });
+    }
+    Ok(summaries)
+}
+
+/// The per-cluster table (text) or the JSON array.
+pub fn print_bundles(
+    summaries: &[BundleSummary],
+    now: OffsetDateTime,
+    output: Output,
+) -> Result<()> {
+    if output == Output::Json {
+        return output::json(&summaries);
+    }
+    let mut t = output::table([
+        "CLUSTER",
+        "KEY",
+        "NOT AFTER",
+        "TIME LEFT",
+        "ROOT SHA-256",
+        "BUNDLE",
+    ]);
+    for s in summaries {
+        t.add_row([
+            s.cluster.clone(),
+            s.key.clone(),
+            fmt_time(s.not_after),
+            duration::human(s.not_after - now),
+            s.root_fingerprints
+                .iter()
+                .map(|f| output::short(f, 17))
+                .collect::<Vec<_>>()
+                .join(","),
+            s.dir.clone(),
+        ]);
+    }
+    println!("{t}");
+    for s in summaries {
+        if let Some(b) = &s.backup {
+            println!("cluster {}: previous bundle kept in {b}", s.cluster);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! One module per subcommand; each turns arguments into library calls.
+
+mod cacerts;
+mod demo;
+mod inspect;
+mod issue;
+mod root;
+mod verify;
+
+use std::process::ExitCode;
+
+use crate::args::{Args, Command, RootCommand};
+
+/// Runs the parsed command.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Root(RootCommand::Create(a)) => root::create(a),
+        Command::Cacerts(a) => cacerts::run(a).await,
+        Command::Demo(a) => demo::run(a).await,
+        Command::Inspect(a) => inspect::run(a),
+        Command::Verify(a) => verify::run(a),
+    }
+}

@@ -1,0 +1,217 @@
+//! Writing files so that nothing is ever half-written or silently replaced.
+//!
+//! Every file is written to a temporary file in the same directory, flushed to disk, given
+//! its final mode (0600 for keys), and renamed into place. A cluster's bundle is staged as a
+//! whole directory and renamed into place, so a reader sees the old bundle or the new one.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// Mode of files holding private keys.
+pub const KEY_MODE: u32 = 0o600;
+/// Mode of certificate files.
+pub const CERT_MODE: u32 = 0o644;
+/// Mode of directories that hold keys.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and parents) with mode 0700 when missing.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+/// Writes `path` atomically with `mode`. Without `replace`, an existing file is an error
+/// (checked atomically: the rename refuses to clobber).
+pub fn write_file(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".meshtrust-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let result = if replace {
+        tmp.persist(path).map(drop)
+    } else {
+        tmp.persist_noclobber(path).map(drop)
+    };
+    result.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; pass --force to replace it",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e.error).context(format!("cannot write {}", path.display()))
+        }
+    })
+}
+
+/// `<name>.backup-<UTC timestamp>` next to `path`.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .expect("formatting a timestamp");
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".backup-{stamp}"));
+    path.with_file_name(name)
+}
+
+/// A directory being filled next to its final place, renamed into place by [`Self::commit`].
+pub struct StagedDir {
+    temp: tempfile::TempDir,
+    target: PathBuf,
+}
+
+impl StagedDir {
+    /// Stages a directory that will become `target`.
+    pub fn new(target: &Path) -> Result<StagedDir> {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        ensure_dir(parent)?;
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.meshtrust-"))
+            .permissions(fs::Permissions::from_mode(DIR_MODE))
+            .tempdir_in(parent)
+            .with_context(|| {
+                format!(
+                    "cannot create a temporary directory in {}",
+                    parent.display()
+                )
+            })?;
+        Ok(StagedDir {
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Adds a file to the staged directory.
+    pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<()> {
+        write_file(&self.temp.path().join(name), contents, mode, false)
+            .with_context(|| format!("staging {}", self.target.join(name).display()))
+    }
+
+    /// Moves the staged directory into place. An existing target is refused unless
+    /// `replace`; when replaced it is kept as a backup if `backup`, else removed.
+    /// Returns the backup path, if one was made.
+    pub fn commit(self, replace: bool, backup: bool) -> Result<Option<PathBuf>> {
+        let target = &self.target;
+        let mut kept = None;
+        if target.exists() {
+            if !replace {
+                bail!(
+                    "{} already exists; pass --force to replace it",
+                    target.display()
+                );
+            }
+            let aside = if backup {
+                backup_path(target)
+            } else {
+                let mut name = std::ffi::OsString::from(".");
+                name.push(target.file_name().unwrap_or_default());
+                name.push(".meshtrust-old");
+                target.with_file_name(name)
+            };
+            fs::rename(target, &aside)
+                .with_context(|| format!("cannot move {} aside", target.display()))?;
+            kept = Some(aside);
+        }
+        let staged = self.temp.keep();
+        if let Err(e) = fs::rename(&staged, target) {
+            // Put the old bundle back: a failed write must leave things as they were.
+            if let Some(old) = &kept {
+                let _ = fs::rename(old, target);
+            }
+            let _ = fs::remove_dir_all(&staged);
+            return Err(e)
+                .with_context(|| format!("cannot move the new bundle to {}", target.display()));
+        }
+        match kept {
+            Some(old) if !backup => {
+                fs::remove_dir_all(&old)
+                    .with_context(|| format!("cannot remove the replaced {}", old.display()))?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_written_with_its_mode_and_never_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca-key.pem");
+        write_file(&path, b"one", KEY_MODE, false).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = write_file(&path, b"two", KEY_MODE, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_file(&path, b"two", KEY_MODE, true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files are left behind");
+    }
+
+    #[test]
+    fn a_staged_directory_replaces_the_old_one_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("c1");
+        let first = StagedDir::new(&target).unwrap();
+        first.write("a", b"1", CERT_MODE).unwrap();
+        assert!(!target.exists(), "nothing is visible before commit");
+        first.commit(false, false).unwrap();
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+
+        let second = StagedDir::new(&target).unwrap();
+        second.write("a", b"2", CERT_MODE).unwrap();
+        assert!(second.commit(false, false).is_err());
+        assert_eq!(fs::read(target.join("a")).unwrap(), b"1");
+
+        let third = StagedDir::new(&target).unwrap();
+        third.write("a", b"3", CERT_MODE).unwrap();
+        let backup = third.commit(true, true).unwrap().expect("a backup");
+        assert_eq!(fs::read(target.join("a")).unwrap(), b"3");
+        assert_eq!(fs::read(backup.join("a")).unwrap(), b"1");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "only the bundle and its backup remain: {names:?}"
+        );
+    }
+}

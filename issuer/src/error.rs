@@ -1,0 +1,44 @@
+//! The one error type of this crate.
+
+/// What can go wrong while signing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The issuer's own material cannot be used (missing files, bad root, …).
+    #[error("{location}: {reason}")]
+    Config {
+        /// File or resource at fault.
+        location: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A certificate operation failed.
+    #[error("{context}: {cause}")]
+    Ca {
+        /// What was being done, with the file or cluster concerned.
+        context: String,
+        /// The underlying error (its message is part of this one's).
+        cause: meshtrust_ca::Error,
+    },
+    /// The CA returned a certificate that does not match what was asked.
+    #[error("{issuer} returned an unusable certificate for cluster {cluster}: {reason}")]
+    Rejected {
+        /// The issuer (with its ARN or path).
+        issuer: String,
+        /// The cluster the certificate was for.
+        cluster: String,
+        /// Every mismatch found.
+        reason: String,
+    },
+    /// The backend does not support this operation.
+    #[error("{issuer} does not support {operation}")]
+    NotImplemented {
+        /// The issuer.
+        issuer: String,
+        /// The operation.
+        operation: &'static str,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,171 @@
+//! Test harness for meshtrust's end-to-end suites (`tests/e2e/`).
+//!
+//! Everything here checks meshtrust's output with verifiers that are *not* meshtrust's own
+//! parser: `openssl` as a separate process, and rustls-webpki path validation of a workload
+//! certificate signed with the bundle's key.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+/// Runs `openssl` with `args`; returns (success, stdout+stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed (the README test command installs it)");
+    (out.status.success(), text(&out))
+}
+
+/// stdout and stderr of a finished process, as one string.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `openssl verify -CAfile root -untrusted chain cert` — exactly the check Istio's docs use.
+pub fn openssl_verify(root: &Path, chain: &Path, cert: &Path) -> Result<(), String> {
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        &root.display().to_string(),
+        "-untrusted",
+        &chain.display().to_string(),
+        &cert.display().to_string(),
+    ]);
+    if ok { Ok(()) } else { Err(out) }
+}
+
+/// The public key of a private key file and of a certificate, as openssl prints them.
+pub fn openssl_key_matches_cert(key: &Path, cert: &Path) -> bool {
+    let (ok1, from_key) = openssl(&["pkey", "-in", &key.display().to_string(), "-pubout"]);
+    let (ok2, from_cert) = openssl(&[
+        "x509",
+        "-in",
+        &cert.display().to_string(),
+        "-noout",
+        "-pubkey",
+    ]);
+    ok1 && ok2 && from_key == from_cert
+}
+
+/// A workload-style certificate (SPIFFE URI SAN, serverAuth + clientAuth) signed by the CA
+/// in `ca_cert`/`ca_key`, as PEM.
+pub fn sign_workload_cert(ca_cert: &Path, ca_key: &Path) -> String {
+    let ca_pem = std::fs::read_to_string(ca_cert).unwrap();
+    let key_pem = std::fs::read_to_string(ca_key).unwrap();
+    let ca_key = KeyPair::from_pem(&key_pem).expect("the CA key loads");
+    let first = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+        .next()
+        .expect("a certificate")
+        .unwrap();
+    let issuer = Issuer::from_ca_cert_der(&first, ca_key).expect("the CA certificate loads");
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = vec![SanType::URI(
+        "spiffe://cluster.local/ns/default/sa/sleep"
+            .try_into()
+            .unwrap(),
+    )];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(60)).into();
+    params.not_after = (now + std::time::Duration::from_secs(3600)).into();
+    params.signed_by(&leaf_key, &issuer).unwrap().pem()
+}
+
+fn certs_of(path: &Path) -> Vec<CertificateDer<'static>> {
+    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// rustls-webpki path validation of `leaf_pem` through the certificates in `chain` files
+/// to the roots in `roots`, for client and server use, at the current time.
+pub fn webpki_verify(leaf_pem: &str, chain: &[&Path], roots: &Path) -> Result<(), String> {
+    let leaf = CertificateDer::from_pem_slice(leaf_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let root_ders = certs_of(roots);
+    let anchors: Vec<_> = root_ders
+        .iter()
+        .map(|r| webpki::anchor_from_trusted_cert(r).map(|a| a.to_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e:?}"))?;
+    let intermediates: Vec<_> = chain.iter().flat_map(|p| certs_of(p)).collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf).map_err(|e| format!("{e:?}"))?;
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            UnixTime::now(),
+            usage,
+            None,
+            None,
+        )
+        .map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+/// Every regular file under `dir` with its bytes and mode, sorted: a snapshot to prove that
+/// a failed command changed nothing.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                out.push((path.clone(), Vec::new(), meta.permissions().mode()));
+                stack.push(path);
+            } else {
+                out.push((
+                    path.clone(),
+                    std::fs::read(&path).unwrap(),
+                    meta.permissions().mode(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The repository root (for fixtures).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}

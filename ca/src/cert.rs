@@ -144,6 +144,16 @@ impl Certificate {
         Some(out)
     }
 
+    /// The extendedKeyUsage purposes when they exclude serverAuth (and anyExtendedKeyUsage):
+    /// istiod verifies its CA with Go's `x509.Verify` and empty KeyUsages, which then means
+    /// serverAuth, so such a CA is refused. `None` when the EKU is absent or allows it.
+    pub fn eku_without_server_auth(&self) -> Option<Vec<String>> {
+        self.extended_key_usage().filter(|eku| {
+            !eku.iter()
+                .any(|p| p == "serverAuth" || p == "anyExtendedKeyUsage")
+        })
+    }
+
     /// Key algorithm and size of the subject public key.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
         KeyAlgorithm::from_spki(self.x509().public_key())

@@ -52,6 +52,11 @@ impl KeyType {
         }
     }
 
+    /// Whether this is an RSA key type (slow to generate).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+
     pub(crate) fn signature_algorithm(self) -> &'static SignatureAlgorithm {
         match self {
             KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,

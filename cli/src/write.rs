@@ -3,6 +3,11 @@
 //! Every file is written to a temporary file in the same directory, flushed to disk, given
 //! its final mode (0600 for keys), and renamed into place. A cluster's bundle is staged as a
 //! whole directory and renamed into place, so a reader sees the old bundle or the new one.
+//!
+//! Staged directories are made durable in one batch: the caller stages every bundle, calls
+//! [`sync_filesystem`] once (one journal commit instead of an fsync per file, which
+//! dominated the time of a 100-cluster run), then commits each directory and finally
+//! [`sync_dir`]s their parent so the renames themselves are durable.
 
 use std::fs;
 use std::io::Write;
@@ -30,8 +35,8 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
-/// Writes `path` atomically with `mode`. Without `replace`, an existing file is an error
-/// (checked atomically: the rename refuses to clobber).
+/// Writes `path` atomically and durably with `mode`. Without `replace`, an existing file is
+/// an error (checked atomically: the rename refuses to clobber).
 pub fn write_file(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Result<()> {
     let dir = path
         .parent()
@@ -61,7 +66,22 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32, replace: bool) -> Res
         } else {
             anyhow::Error::new(e.error).context(format!("cannot write {}", path.display()))
         }
-    })
+    })?;
+    sync_dir(dir)
+}
+
+/// Flushes every pending write of the filesystem holding `dir` (Linux `syncfs`).
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    rustix::fs::syncfs(&d)
+        .with_context(|| format!("cannot flush the filesystem of {}", dir.display()))
+}
+
+/// Makes the entries of `dir` (new names, renames) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot flush directory {}", dir.display()))
 }
 
 /// `<name>.backup-<UTC timestamp>` next to `path`.
@@ -104,13 +124,26 @@ impl StagedDir {
         })
     }
 
-    /// Adds a file to the staged directory.
+    /// Adds a file to the staged directory. The directory is private until committed, so
+    /// the file is created in place (exclusively) rather than through a temporary name.
+    /// Not flushed: call [`sync_filesystem`] before [`Self::commit`].
     pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<()> {
-        write_file(&self.temp.path().join(name), contents, mode, false)
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.temp.path().join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("staging {}", self.target.join(name).display()))?;
+        // The umask may have narrowed `mode`; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .and_then(|()| f.write_all(contents))
             .with_context(|| format!("staging {}", self.target.join(name).display()))
     }
 
-    /// Moves the staged directory into place. An existing target is refused unless
+    /// Moves the staged directory into place (call [`sync_filesystem`] first, and
+    /// [`sync_dir`] on the parent afterwards). An existing target is refused unless
     /// `replace`; when replaced it is kept as a backup if `backup`, else removed.
     /// Returns the backup path, if one was made.
     pub fn commit(self, replace: bool, backup: bool) -> Result<Option<PathBuf>> {

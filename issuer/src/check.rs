@@ -29,11 +29,7 @@ pub fn check_issued(
     if !certificate.may_sign_certificates() {
         problems.push("keyUsage lacks keyCertSign".to_string());
     }
-    if let Some(eku) = certificate.extended_key_usage()
-        && !eku
-            .iter()
-            .any(|p| p == "serverAuth" || p == "anyExtendedKeyUsage")
-    {
+    if let Some(eku) = certificate.eku_without_server_auth() {
         problems.push(format!(
             "it carries extendedKeyUsage [{}] without serverAuth, which istiod's verifier refuses",
             eku.join(", ")

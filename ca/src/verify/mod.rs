@@ -220,11 +220,7 @@ impl Checker {
     }
 
     pub(crate) fn eku(&mut self, file: &str, what: &str, cert: &Certificate) {
-        if let Some(eku) = cert.extended_key_usage()
-            && !eku
-                .iter()
-                .any(|p| p == "serverAuth" || p == "anyExtendedKeyUsage")
-        {
+        if let Some(eku) = cert.eku_without_server_auth() {
             self.error(
                 Problem::ExtendedKeyUsage,
                 file,

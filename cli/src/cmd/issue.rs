@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::args::{IntermediateOptions, Output};
 use crate::duration;
 use crate::output;
-use crate::write::{CERT_MODE, KEY_MODE, StagedDir};
+use crate::write::{CERT_MODE, KEY_MODE, StagedDir, sync_dir, sync_filesystem};
 
 /// One cluster's bundle, issued and verified, not yet written.
 pub struct IssuedBundle {
@@ -78,7 +78,7 @@ pub fn unique(clusters: Vec<ClusterName>) -> Vec<ClusterName> {
         .collect()
 }
 
-/// Generates every cluster's key (in parallel: RSA key generation dominates), has `issuer`
+/// Generates every cluster's key (RSA in parallel), has `issuer`
 /// sign each request, and verifies every bundle as istiod would before returning it.
 pub async fn issue_bundles(
     issuer: &dyn Issuer,
@@ -86,19 +86,29 @@ pub async fn issue_bundles(
     opts: &IntermediateOptions,
     now: OffsetDateTime,
 ) -> Result<(Vec<IssuedBundle>, Vec<String>)> {
-    let requests = clusters
-        .par_iter()
-        .map(|cluster| {
-            let mut params = IntermediateParams::new(cluster.clone());
-            params.key_type = opts.key_type;
-            params.validity = opts.validity;
-            params.path_len = opts.path_len;
-            params.organization = opts.org.clone();
-            let key = PrivateKey::generate(params.key_type)?;
-            let csr = params.csr(&key)?;
-            Ok((params, key, csr))
-        })
-        .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?;
+    let request = |cluster: &ClusterName| {
+        let mut params = IntermediateParams::new(cluster.clone());
+        params.key_type = opts.key_type;
+        params.validity = opts.validity;
+        params.path_len = opts.path_len;
+        params.organization = opts.org.clone();
+        let key = PrivateKey::generate(params.key_type)?;
+        let csr = params.csr(&key)?;
+        Ok((params, key, csr))
+    };
+    // RSA key generation takes 50-600 ms per key: spread it over the cores. ECDSA keys take
+    // microseconds, less than seeding aws-lc's per-thread random generator on a new thread.
+    let requests = if opts.key_type.is_rsa() {
+        clusters
+            .par_iter()
+            .map(request)
+            .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?
+    } else {
+        clusters
+            .iter()
+            .map(request)
+            .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?
+    };
 
     let mut bundles = Vec::with_capacity(requests.len());
     let mut notices = Vec::new();
@@ -139,7 +149,8 @@ fn in_memory(bundle: &CaCerts, format: BundleFormat) -> BundleFiles {
     files
 }
 
-/// Writes each bundle to OUT/NAME atomically (staged, then renamed into place).
+/// Writes each bundle to OUT/NAME atomically: all are staged (in parallel), flushed in one
+/// filesystem sync, then renamed into place one by one.
 pub fn write_bundles(
     out: &Path,
     bundles: &[IssuedBundle],
@@ -147,18 +158,25 @@ pub fn write_bundles(
     force: bool,
     backup: bool,
 ) -> Result<Vec<BundleSummary>> {
+    crate::write::ensure_dir(out)?;
+    let staged = bundles
+        .par_iter()
+        .map(|b| {
+            let staged = StagedDir::new(&out.join(b.cluster.as_str()))?;
+            for f in b.bundle.files(format) {
+                staged.write(
+                    f.name,
+                    &f.contents,
+                    if f.secret { KEY_MODE } else { CERT_MODE },
+                )?;
+            }
+            Ok(staged)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    sync_filesystem(out)?;
     let mut summaries = Vec::with_capacity(bundles.len());
-    for b in bundles {
+    for (b, staged) in bundles.iter().zip(staged) {
         let target: PathBuf = out.join(b.cluster.as_str());
-        let staged = StagedDir::new(&target)?;
-        let files = b.bundle.files(format);
-        for f in &files {
-            staged.write(
-                f.name,
-                &f.contents,
-                if f.secret { KEY_MODE } else { CERT_MODE },
-            )?;
-        }
         let backup_dir = staged.commit(force, backup)?;
         let cert = b.bundle.certificate();
         summaries.push(BundleSummary {
@@ -169,10 +187,11 @@ pub fn write_bundles(
             serial: cert.serial_hex(),
             not_after: cert.not_after(),
             root_fingerprints: b.bundle.trust().fingerprints(),
-            files: files.iter().map(|f| f.name).collect(),
+            files: format.file_names().to_vec(),
             backup: backup_dir.map(|p| p.display().to_string()),
         });
     }
+    sync_dir(out)?;
     Ok(summaries)
 }
 

@@ -4,23 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use meshtrust_ca::{BundleFiles, Severity, VerifyOptions, fmt_time, verify_bundle};
+use meshtrust_ca::{BundleFiles, BundleFormat, Severity, VerifyOptions, fmt_time, verify_bundle};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::args::{Output, VerifyArgs};
 use crate::{duration, output};
-
-/// File names istiod reads from `cacerts`, in both layouts.
-const BUNDLE_FILES: [&str; 7] = [
-    "ca-cert.pem",
-    "ca-key.pem",
-    "cert-chain.pem",
-    "root-cert.pem",
-    "tls.crt",
-    "tls.key",
-    "ca.crt",
-];
 
 /// Reads whichever bundle files exist in `dir`.
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles> {
@@ -37,7 +26,8 @@ pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles> {
         );
     }
     let mut files = BundleFiles::new();
-    for name in BUNDLE_FILES {
+    let layouts = [BundleFormat::Istio, BundleFormat::Tls];
+    for name in layouts.iter().flat_map(|f| f.file_names().iter().copied()) {
         let path = dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => files.insert(name, bytes),

@@ -184,6 +184,16 @@ impl CaCerts {
         &self.trust
     }
 
+    /// The bundle as [`BundleFiles`], the form [`crate::verify_bundle`] reads (the same as
+    /// reading back a directory or Secret written from [`Self::files`]).
+    pub fn bundle_files(&self, format: BundleFormat) -> BundleFiles {
+        let mut out = BundleFiles::new();
+        for f in self.files(format) {
+            out.insert(f.name, f.contents.to_vec());
+        }
+        out
+    }
+
     /// The files of the bundle in `format`.
     ///
     /// Istio form: `cert-chain.pem` is the intermediate followed by its chain up to the root,

@@ -21,10 +21,7 @@
 //! let trust = TrustBundle::new(vec![root.certificate().clone()])?;
 //! let bundle = CaCerts::new(signed.certificate, key, vec![root.certificate().clone()], trust);
 //!
-//! let mut files = BundleFiles::new();
-//! for f in bundle.files(BundleFormat::Istio) {
-//!     files.insert(f.name, f.contents.to_vec());
-//! }
+//! let files = bundle.bundle_files(BundleFormat::Istio);
 //! assert!(verify_bundle(&files, &VerifyOptions::at(now)).accepted());
 //! # Ok::<(), meshtrust_ca::Error>(())
 //! ```

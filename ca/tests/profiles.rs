@@ -195,10 +195,7 @@ fn every_key_type_yields_a_bundle_istiod_accepts() {
             vec![root.certificate().clone()],
             trust,
         );
-        let mut files = BundleFiles::new();
-        for f in bundle.files(BundleFormat::Istio) {
-            files.insert(f.name, f.contents.to_vec());
-        }
+        let files = bundle.bundle_files(BundleFormat::Istio);
         let report = verify_bundle(&files, &VerifyOptions::at(NOW));
         assert!(report.accepted(), "{key_type}: {:?}", report.findings);
         assert!(

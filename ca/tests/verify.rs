@@ -36,14 +36,6 @@ fn mesh() -> Mesh {
     }
 }
 
-fn files(bundle: &CaCerts, format: BundleFormat) -> BundleFiles {
-    let mut f = BundleFiles::new();
-    for file in bundle.files(format) {
-        f.insert(file.name, file.contents.to_vec());
-    }
-    f
-}
-
 fn problems(report: &BundleReport) -> Vec<(Severity, Problem)> {
     report
         .findings
@@ -68,7 +60,7 @@ fn verification_table() {
     let other_root = m.other_root.certificate().to_pem();
     // The istio-layout bundle with `name` replaced by `contents`, or removed when `None`.
     let edit = |name: &str, contents: Option<String>| {
-        let all = files(&m.bundle, BundleFormat::Istio);
+        let all = m.bundle.bundle_files(BundleFormat::Istio);
         let mut f = BundleFiles::new();
         for n in all.names().filter(|n| *n != name) {
             f.insert(n, all.get(n).unwrap().to_vec());
@@ -83,13 +75,13 @@ fn verification_table() {
     let cases: Vec<VerifyCase> = vec![
         (
             "a complete bundle is accepted",
-            files(&m.bundle, BundleFormat::Istio),
+            m.bundle.bundle_files(BundleFormat::Istio),
             NOW,
             vec![],
         ),
         (
             "the tls layout is accepted",
-            files(&m.bundle, BundleFormat::Tls),
+            m.bundle.bundle_files(BundleFormat::Tls),
             NOW,
             vec![],
         ),
@@ -152,19 +144,19 @@ fn verification_table() {
         ),
         (
             "a bundle checked before it is valid is refused",
-            files(&m.bundle, BundleFormat::Istio),
+            m.bundle.bundle_files(BundleFormat::Istio),
             NOW - Duration::days(1),
             vec![(E, NotYetValid), (E, NotYetValid)],
         ),
         (
             "an expired intermediate is refused",
-            files(&m.bundle, BundleFormat::Istio),
+            m.bundle.bundle_files(BundleFormat::Istio),
             NOW + Duration::days(731),
             vec![(E, Expired)],
         ),
         (
             "an intermediate expiring within 30 days warns but is accepted",
-            files(&m.bundle, BundleFormat::Istio),
+            m.bundle.bundle_files(BundleFormat::Istio),
             NOW + Duration::days(710),
             vec![(W, ExpiresSoon)],
         ),
@@ -203,7 +195,7 @@ fn verification_table() {
 #[test]
 fn a_tls_bundle_without_ca_crt_is_partial() {
     let m = mesh();
-    let all = files(&m.bundle, BundleFormat::Tls);
+    let all = m.bundle.bundle_files(BundleFormat::Tls);
     let mut f = BundleFiles::new();
     for n in ["tls.crt", "tls.key"] {
         f.insert(n, all.get(n).unwrap().to_vec());
@@ -221,7 +213,7 @@ fn a_tls_bundle_without_ca_crt_is_partial() {
 fn the_report_names_the_anchor_root() {
     let m = mesh();
     let report = verify_bundle(
-        &files(&m.bundle, BundleFormat::Istio),
+        &m.bundle.bundle_files(BundleFormat::Istio),
         &VerifyOptions::at(NOW),
     );
     assert_eq!(

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use meshtrust_ca::{
-    BundleFiles, BundleFormat, CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions,
-    fmt_time, verify_bundle,
+    BundleFormat, CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions, fmt_time,
+    verify_bundle,
 };
 use meshtrust_issuer::{IssueRequest, Issuer};
 use rayon::prelude::*;
@@ -123,7 +123,7 @@ pub async fn issue_bundles(
         })?;
         notices.extend(issued.notices);
         let bundle = CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle);
-        let report = verify_bundle(&in_memory(&bundle, opts.format), &VerifyOptions::at(now));
+        let report = verify_bundle(&bundle.bundle_files(opts.format), &VerifyOptions::at(now));
         if !report.accepted() {
             let why: Vec<_> = report.findings.iter().map(|f| f.message.as_str()).collect();
             bail!(
@@ -139,14 +139,6 @@ pub async fn issue_bundles(
         });
     }
     Ok((bundles, notices))
-}
-
-fn in_memory(bundle: &CaCerts, format: BundleFormat) -> BundleFiles {
-    let mut files = BundleFiles::new();
-    for f in bundle.files(format) {
-        files.insert(f.name, f.contents.to_vec());
-    }
-    files
 }
 
 /// Writes each bundle to OUT/NAME atomically: all are staged (in parallel), flushed in one

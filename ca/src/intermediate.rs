@@ -78,7 +78,7 @@ impl IntermediateParams {
                 })
                 .collect::<Result<_>>()?;
         let csr = params
-            .serialize_request(key.key_pair())
+            .serialize_request(key)
             .map_err(crypto("building the certificate signing request"))?;
         Ok(Csr {
             der: csr.der().to_vec(),
@@ -116,10 +116,22 @@ impl Csr {
         crate::key::encode_pem("CERTIFICATE REQUEST", &self.der)
     }
 
-    /// The raw public key the request carries, after checking the request's signature.
+    /// The raw public key the request carries (the request's signature is checked when a
+    /// CA signs it, not here).
     pub fn public_key_raw(&self) -> Result<Vec<u8>> {
-        use rcgen::PublicKeyData;
-        Ok(self.parse()?.public_key.der_bytes().to_vec())
+        use x509_parser::prelude::FromDer;
+        x509_parser::certification_request::X509CertificationRequest::from_der(&self.der)
+            .map(|(_, csr)| {
+                csr.certification_request_info
+                    .subject_pki
+                    .subject_public_key
+                    .data
+                    .to_vec()
+            })
+            .map_err(|e| Error::InvalidParameter {
+                field: "certificate signing request",
+                reason: format!("the CSR is malformed: {e}"),
+            })
     }
 
     fn parse(&self) -> Result<CertificateSigningRequestParams> {
@@ -224,7 +236,7 @@ impl RootCa {
             validity_window(now, profile.validity, root.not_before(), root.not_after());
         params.not_before = not_before;
         params.not_after = not_after;
-        let issuer = Issuer::from_ca_cert_der(root.der(), self.key().key_pair())
+        let issuer = Issuer::from_ca_cert_der(root.der(), self.key())
             .map_err(crypto("reading the root certificate as issuer"))?;
         let cert = params
             .signed_by(&request.public_key, &issuer)

@@ -160,33 +160,90 @@ impl fmt::Display for KeyAlgorithm {
 
 /// A private key for a CA. The bytes live in zeroizing buffers; `Debug` and `Display`
 /// show the algorithm and the SHA-256 fingerprint of the public key, never key material.
+///
+/// It signs certificates and CSRs directly (it implements rcgen's `SigningKey`).
 pub struct PrivateKey {
-    pair: KeyPair,
+    signer: Signer,
     /// The key as it was read or generated (PKCS#8 for generated keys).
     der: Zeroizing<Vec<u8>>,
     pem_label: &'static str,
     algorithm: KeyAlgorithm,
 }
 
+/// ECDSA keys sign with ring, whose random numbers come straight from the OS; aws-lc seeds
+/// its generator with a jitter-entropy collector that costs more than a hundred ECDSA
+/// certificates (docs/BENCHMARKS.md). RSA keys, and key encodings ring does not read (SEC1,
+/// PKCS#1), go through rcgen's aws-lc-rs key pair.
+enum Signer {
+    Ring {
+        pair: ring::signature::EcdsaKeyPair,
+        alg: &'static SignatureAlgorithm,
+    },
+    AwsLc(KeyPair),
+}
+
+const RING_ECDSA: [(&ring::signature::EcdsaSigningAlgorithm, &SignatureAlgorithm); 2] = [
+    (
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    ),
+    (
+        &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+    ),
+];
+
+fn ring_ecdsa(pkcs8: &[u8]) -> Option<Signer> {
+    let rng = ring::rand::SystemRandom::new();
+    RING_ECDSA.iter().find_map(|(ring_alg, alg)| {
+        ring::signature::EcdsaKeyPair::from_pkcs8(ring_alg, pkcs8, &rng)
+            .ok()
+            .map(|pair| Signer::Ring { pair, alg })
+    })
+}
+
 impl PrivateKey {
-    /// Generates a new key of the given type (aws-lc-rs).
+    /// Generates a new key of the given type (ECDSA with ring, RSA with aws-lc-rs).
     pub fn generate(key_type: KeyType) -> Result<PrivateKey> {
         let alg = key_type.signature_algorithm();
-        let pair = match key_type {
-            KeyType::EcdsaP256 | KeyType::EcdsaP384 => KeyPair::generate_for(alg),
-            KeyType::Rsa2048 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048),
-            KeyType::Rsa3072 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_3072),
-            KeyType::Rsa4096 => KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_4096),
-        }
-        .map_err(crypto("key generation"))?;
-        let der = Zeroizing::new(pair.serialize_der());
-        let algorithm = algorithm_of(&pair);
-        Ok(PrivateKey {
-            pair,
+        let (signer, der) = if key_type.is_rsa() {
+            let size = match key_type {
+                KeyType::Rsa2048 => rcgen::RsaKeySize::_2048,
+                KeyType::Rsa3072 => rcgen::RsaKeySize::_3072,
+                _ => rcgen::RsaKeySize::_4096,
+            };
+            let pair = KeyPair::generate_rsa_for(alg, size).map_err(crypto("key generation"))?;
+            let der = Zeroizing::new(pair.serialize_der());
+            (Signer::AwsLc(pair), der)
+        } else {
+            let ring_alg = RING_ECDSA
+                .iter()
+                .find(|(_, a)| *a == alg)
+                .map(|(r, _)| *r)
+                .expect("every ECDSA key type has a ring algorithm");
+            let rng = ring::rand::SystemRandom::new();
+            let doc =
+                ring::signature::EcdsaKeyPair::generate_pkcs8(ring_alg, &rng).map_err(|_| {
+                    Error::Crypto {
+                        operation: "key generation",
+                        reason: "ring could not generate an ECDSA key".to_string(),
+                    }
+                })?;
+            let der = Zeroizing::new(doc.as_ref().to_vec());
+            let signer = ring_ecdsa(&der).ok_or_else(|| Error::Crypto {
+                operation: "key generation",
+                reason: "ring could not load the ECDSA key it generated".to_string(),
+            })?;
+            (signer, der)
+        };
+        let mut key = PrivateKey {
+            signer,
             der,
             pem_label: "PRIVATE KEY",
-            algorithm,
-        })
+            algorithm: KeyAlgorithm::Other { oid: String::new() },
+        };
+        key.algorithm = key.read_algorithm();
+        Ok(key)
     }
 
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
@@ -206,23 +263,34 @@ impl PrivateKey {
             _ => ("PRIVATE KEY", key.secret_der()),
         };
         let der = Zeroizing::new(der.to_vec());
-        let pair = KeyPair::try_from(&key).map_err(|e| Error::UnsupportedKey {
-            name: name.to_string(),
-            reason: format!("cannot read the private key ({e})"),
-        })?;
-        if pair.algorithm() == &rcgen::PKCS_ED25519 {
-            return Err(Error::UnsupportedKey {
-                name: name.to_string(),
-                reason: "is an Ed25519 key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256".to_string(),
-            });
-        }
-        let algorithm = algorithm_of(&pair);
-        Ok(PrivateKey {
-            pair,
+        let signer = match &key {
+            PrivateKeyDer::Pkcs8(_) => ring_ecdsa(&der),
+            _ => None,
+        };
+        let signer = match signer {
+            Some(s) => s,
+            None => {
+                let pair = KeyPair::try_from(&key).map_err(|e| Error::UnsupportedKey {
+                    name: name.to_string(),
+                    reason: format!("cannot read the private key ({e})"),
+                })?;
+                if pair.algorithm() == &rcgen::PKCS_ED25519 {
+                    return Err(Error::UnsupportedKey {
+                        name: name.to_string(),
+                        reason: "is an Ed25519 key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256".to_string(),
+                    });
+                }
+                Signer::AwsLc(pair)
+            }
+        };
+        let mut key = PrivateKey {
+            signer,
             der,
             pem_label,
-            algorithm,
-        })
+            algorithm: KeyAlgorithm::Other { oid: String::new() },
+        };
+        key.algorithm = key.read_algorithm();
+        Ok(key)
     }
 
     /// The key as PEM, in the form it was read (generated keys are PKCS#8, `PRIVATE KEY`).
@@ -232,12 +300,12 @@ impl PrivateKey {
 
     /// The DER-encoded subjectPublicKeyInfo of the key.
     pub fn public_key_der(&self) -> Vec<u8> {
-        self.pair.subject_public_key_info()
+        self.subject_public_key_info()
     }
 
     /// The raw public key (the BIT STRING of subjectPublicKeyInfo).
     pub fn public_key_raw(&self) -> &[u8] {
-        self.pair.public_key_raw()
+        self.der_bytes()
     }
 
     /// Algorithm and size of the key.
@@ -250,8 +318,46 @@ impl PrivateKey {
         sha256_hex(self.public_key_raw())
     }
 
-    pub(crate) fn key_pair(&self) -> &KeyPair {
-        &self.pair
+    fn read_algorithm(&self) -> KeyAlgorithm {
+        use x509_parser::prelude::FromDer;
+        let spki_der = self.subject_public_key_info();
+        match SubjectPublicKeyInfo::from_der(&spki_der) {
+            Ok((_, spki)) => KeyAlgorithm::from_spki(&spki),
+            Err(_) => KeyAlgorithm::Other {
+                oid: "unparsable".to_string(),
+            },
+        }
+    }
+}
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        match &self.signer {
+            Signer::Ring { pair, .. } => {
+                use ring::signature::KeyPair as _;
+                pair.public_key().as_ref()
+            }
+            Signer::AwsLc(pair) => pair.der_bytes(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        match &self.signer {
+            Signer::Ring { alg, .. } => alg,
+            Signer::AwsLc(pair) => pair.algorithm(),
+        }
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        match &self.signer {
+            Signer::Ring { pair, .. } => pair
+                .sign(&ring::rand::SystemRandom::new(), msg)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| rcgen::Error::RingUnspecified),
+            Signer::AwsLc(pair) => pair.sign(msg),
+        }
     }
 }
 
@@ -272,17 +378,6 @@ impl fmt::Display for PrivateKey {
             self.algorithm,
             &self.fingerprint()[..16]
         )
-    }
-}
-
-fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
-    use x509_parser::prelude::FromDer;
-    let spki_der = pair.subject_public_key_info();
-    match SubjectPublicKeyInfo::from_der(&spki_der) {
-        Ok((_, spki)) => KeyAlgorithm::from_spki(&spki),
-        Err(_) => KeyAlgorithm::Other {
-            oid: "unparsable".to_string(),
-        },
     }
 }
 

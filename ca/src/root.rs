@@ -66,7 +66,7 @@ impl RootParams {
         params.not_before = now - BACKDATE;
         params.not_after = now + self.validity;
         let cert = params
-            .self_signed(key.key_pair())
+            .self_signed(&key)
             .map_err(crypto("signing the root certificate"))?;
         let cert = Certificate::from_der("root-cert.pem", 1, cert.der().to_vec())?;
         Ok(RootCa { cert, key })

@@ -106,7 +106,7 @@ pub(super) fn check_chain(
             );
         }
         // A trust anchor's self-signature is never checked, so only issued certificates count.
-        if !cert.is_self_signed() && cert.signed_with_sha1() {
+        if cert.signed_with_sha1() && !cert.is_self_signed() {
             c.error(
                 Problem::WeakSignature,
                 names.chain,

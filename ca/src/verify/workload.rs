@@ -1,12 +1,12 @@
 //! The independent check: a workload certificate signed with the bundle's key, validated
 //! by rustls-webpki through the bundle's chain to its roots.
 
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, SanType};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::{Duration, OffsetDateTime};
 
 use crate::cert::Certificate;
-use crate::key::PrivateKey;
+use crate::key::{KeyType, PrivateKey};
 
 /// Signs a throwaway workload certificate with the bundle's key and validates it with
 /// rustls-webpki through the chain to the roots: the check that the bundle works for the
@@ -18,8 +18,7 @@ pub(super) fn validate_workload_path(
     roots: &[Certificate],
     now: OffsetDateTime,
 ) -> Result<(), String> {
-    let leaf_key =
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let leaf_key = PrivateKey::generate(KeyType::EcdsaP256).map_err(|e| e.to_string())?;
     let mut params = CertificateParams::default();
     params
         .distinguished_name
@@ -36,7 +35,7 @@ pub(super) fn validate_workload_path(
     params.not_before = (now - Duration::minutes(1)).max(ca.not_before());
     params.not_after = (now + Duration::hours(1)).min(ca.not_after());
     params.use_authority_key_identifier_extension = true;
-    let issuer = Issuer::from_ca_cert_der(ca.der(), key.key_pair()).map_err(|e| e.to_string())?;
+    let issuer = Issuer::from_ca_cert_der(ca.der(), key).map_err(|e| e.to_string())?;
     let leaf = params
         .signed_by(&leaf_key, &issuer)
         .map_err(|e| format!("could not sign a test certificate: {e}"))?;

@@ -1,6 +1,7 @@
 //! `meshtrust cacerts`: each cluster's intermediate CA as an Istio `cacerts` bundle.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use meshtrust_issuer::LocalIssuer;
@@ -13,9 +14,9 @@ pub async fn run(args: CacertsArgs) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let clusters = issue::unique(args.cluster);
     issue::check_outputs(&args.out, &clusters, args.write.force)?;
-    let issuer = LocalIssuer::from_dir(&args.root, now)?;
+    let issuer = Arc::new(LocalIssuer::from_dir(&args.root, now)?);
     let (bundles, notices) =
-        issue::issue_bundles(&issuer, &clusters, &args.intermediate, now).await?;
+        issue::issue_bundles(issuer.clone(), &clusters, &args.intermediate, now).await?;
     let summaries = issue::write_bundles(
         &args.out,
         &bundles,

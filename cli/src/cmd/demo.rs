@@ -2,6 +2,7 @@
 //! `Makefile.selfsigned.mk root-ca <c>-cacerts…` does), and the lines to load them.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use meshtrust_ca::{BundleFormat, RootParams};
@@ -37,9 +38,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     params.key_type = args.intermediate.key_type;
     params.organization = args.intermediate.org.clone();
     let root = params.self_signed(now)?;
-    let issuer = LocalIssuer::new(root);
+    let issuer = Arc::new(LocalIssuer::new(root));
     let (bundles, notices) =
-        issue::issue_bundles(&issuer, &clusters, &args.intermediate, now).await?;
+        issue::issue_bundles(issuer.clone(), &clusters, &args.intermediate, now).await?;
     // The root is written only once every bundle has been issued and verified.
     let root_summary = root::write_root(&args.out, issuer.root(), args.force, false)?;
     let summaries = issue::write_bundles(

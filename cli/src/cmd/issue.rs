@@ -1,6 +1,9 @@
 //! Issuing and writing cluster bundles: the pipeline `cacerts` and `demo` share.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use anyhow::{Context, Result, bail};
 use meshtrust_ca::{
@@ -78,66 +81,81 @@ pub fn unique(clusters: Vec<ClusterName>) -> Vec<ClusterName> {
         .collect()
 }
 
-/// Generates every cluster's key (RSA in parallel), has `issuer`
-/// sign each request, and verifies every bundle as istiod would before returning it.
+/// How many signing requests are in flight at once: enough to hide a remote CA's latency,
+/// few enough not to trip its rate limits.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Generates every cluster's key and CSR (in parallel on every core), has `issuer` sign the
+/// requests (up to [`MAX_IN_FLIGHT`] at once), and verifies every bundle as istiod would
+/// before returning it. Keys never leave this function's memory; only CSRs go to the issuer.
 pub async fn issue_bundles(
-    issuer: &dyn Issuer,
+    issuer: Arc<dyn Issuer>,
     clusters: &[ClusterName],
     opts: &IntermediateOptions,
     now: OffsetDateTime,
 ) -> Result<(Vec<IssuedBundle>, Vec<String>)> {
-    let request = |cluster: &ClusterName| {
-        let mut params = IntermediateParams::new(cluster.clone());
-        params.key_type = opts.key_type;
-        params.validity = opts.validity;
-        params.path_len = opts.path_len;
-        params.organization = opts.org.clone();
-        let key = PrivateKey::generate(params.key_type)?;
-        let csr = params.csr(&key)?;
-        Ok((params, key, csr))
-    };
-    // RSA key generation takes 50-600 ms per key: spread it over the cores. ECDSA keys take
-    // microseconds, less than seeding aws-lc's per-thread random generator on a new thread.
-    let requests = if opts.key_type.is_rsa() {
-        clusters
-            .par_iter()
-            .map(request)
-            .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?
-    } else {
-        clusters
-            .iter()
-            .map(request)
-            .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?
-    };
+    let (keys, requests): (Vec<PrivateKey>, Vec<IssueRequest>) = clusters
+        .par_iter()
+        .map(|cluster| {
+            let mut params = IntermediateParams::new(cluster.clone());
+            params.key_type = opts.key_type;
+            params.validity = opts.validity;
+            params.path_len = opts.path_len;
+            params.organization = opts.org.clone();
+            let key = PrivateKey::generate(params.key_type)?;
+            let csr = params.csr(&key)?;
+            Ok((
+                key,
+                IssueRequest::new(cluster.clone(), csr, params.profile(), now),
+            ))
+        })
+        .collect::<Result<Vec<_>, meshtrust_ca::Error>>()?
+        .into_iter()
+        .unzip();
 
-    let mut bundles = Vec::with_capacity(requests.len());
+    let responses: Vec<_> = futures::stream::iter(requests)
+        .map(|request| {
+            let issuer = Arc::clone(&issuer);
+            tokio::spawn(async move {
+                let issued = issuer.issue_intermediate(&request).await;
+                (request.cluster, issued)
+            })
+        })
+        .buffered(MAX_IN_FLIGHT)
+        .collect()
+        .await;
+
+    let mut bundles = Vec::with_capacity(keys.len());
     let mut notices = Vec::new();
-    for (params, key, csr) in requests {
-        let request = IssueRequest::new(params.cluster.clone(), csr, params.profile(), now);
-        let issued = issuer.issue_intermediate(&request).await.with_context(|| {
+    for (key, joined) in keys.into_iter().zip(responses) {
+        let (cluster, issued) = joined.context("a signing task panicked")?;
+        let issued = issued.with_context(|| {
             format!(
-                "cluster {}: {} could not issue its intermediate",
-                params.cluster,
+                "cluster {cluster}: {} could not issue its intermediate",
                 issuer.describe()
             )
         })?;
         notices.extend(issued.notices);
-        let bundle = CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle);
-        let report = verify_bundle(&bundle.bundle_files(opts.format), &VerifyOptions::at(now));
-        if !report.accepted() {
-            let why: Vec<_> = report.findings.iter().map(|f| f.message.as_str()).collect();
-            bail!(
-                "cluster {}: the bundle issued by {} fails verification, nothing was written: {}",
-                params.cluster,
-                issuer.describe(),
-                why.join("; ")
-            );
-        }
         bundles.push(IssuedBundle {
-            cluster: params.cluster,
-            bundle,
+            cluster,
+            bundle: CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle),
         });
     }
+    // Verify every bundle as istiod would before anything is written (in parallel: each
+    // check signs and path-validates a test workload certificate).
+    bundles.par_iter().try_for_each(|b| {
+        let report = verify_bundle(&b.bundle.bundle_files(opts.format), &VerifyOptions::at(now));
+        if report.accepted() {
+            return Ok(());
+        }
+        let why: Vec<_> = report.findings.iter().map(|f| f.message.as_str()).collect();
+        bail!(
+            "cluster {}: the bundle issued by {} fails verification, nothing was written: {}",
+            b.cluster,
+            issuer.describe(),
+            why.join("; ")
+        )
+    })?;
     Ok((bundles, notices))
 }
 

@@ -20,6 +20,14 @@ pub enum Error {
         /// The underlying error (its message is part of this one's).
         cause: meshtrust_ca::Error,
     },
+    /// A call to a remote CA failed; the reason names the permission, ARN or quota at fault.
+    #[error("{reason}")]
+    Aws {
+        /// The API action (`IssueCertificate`, …).
+        action: String,
+        /// What failed and what to do.
+        reason: String,
+    },
     /// The CA returned a certificate that does not match what was asked.
     #[error("{issuer} returned an unusable certificate for cluster {cluster}: {reason}")]
     Rejected {

@@ -5,7 +5,8 @@
 //! and never leaves it) and returns the signed intermediate with its full chain up to the
 //! root and the trust bundle, checked by [`check_issued`] before anyone writes it.
 //!
-//! Backends: [`LocalIssuer`] (a root from `root-cert.pem` + `root-key.pem`).
+//! Backends: [`LocalIssuer`] (a root from `root-cert.pem` + `root-key.pem`) and
+//! [`AwsPcaIssuer`] (AWS Private CA, through the narrow [`aws_pca::PcaApi`] seam).
 //!
 //! ```
 //! use meshtrust_ca::*;
@@ -26,10 +27,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod aws_pca;
 mod check;
 mod error;
 mod local;
 
+pub use aws_pca::AwsPcaIssuer;
 pub use check::check_issued;
 pub use error::{Error, Result};
 pub use local::LocalIssuer;

@@ -1,0 +1,352 @@
+//! The AWS Private CA backend: each cluster's intermediate is signed by a CA in AWS, from a
+//! CSR whose key never leaves this machine.
+
+mod api;
+mod retry;
+mod sdk;
+
+pub use api::{ApiError, CaDescription, IssueInput, IssuedPem, PcaApi};
+pub use retry::RetryPolicy;
+pub use sdk::{AwsOptions, SdkPca};
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use meshtrust_ca::{Certificate, TrustBundle, fmt_time, sha256_hex};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::OnceCell;
+
+use crate::check::check_issued;
+use crate::error::{Error, Result};
+use crate::{IssueRequest, IssueResponse, Issuer};
+
+/// Longest validity a CA in short-lived certificate mode issues.
+pub const SHORT_LIVED_MAX_DAYS: i64 = 7;
+
+/// Highest path length AWS offers a template for (`SubordinateCACertificate_PathLen3/V1`).
+pub const MAX_PATH_LEN: u8 = 3;
+
+/// The template AWS applies for an intermediate with this path length.
+pub fn template_arn(path_len: u8) -> Result<String> {
+    if path_len > MAX_PATH_LEN {
+        return Err(Error::Config {
+            location: "--path-len".to_string(),
+            reason: format!(
+                "AWS Private CA has subordinate CA templates for path lengths 0 to {MAX_PATH_LEN}, not {path_len}"
+            ),
+        });
+    }
+    Ok(format!(
+        "arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen{path_len}/V1"
+    ))
+}
+
+/// The signing algorithm matching a CA's key algorithm.
+pub fn signing_algorithm(key_algorithm: &str) -> Option<&'static str> {
+    match key_algorithm {
+        "RSA_2048" | "RSA_3072" | "RSA_4096" => Some("SHA256WITHRSA"),
+        "EC_prime256v1" => Some("SHA256WITHECDSA"),
+        "EC_secp384r1" => Some("SHA384WITHECDSA"),
+        "EC_secp521r1" => Some("SHA512WITHECDSA"),
+        _ => None,
+    }
+}
+
+/// Same cluster and same CSR → same token, so a retried or re-run request returns the
+/// certificate already minted instead of a second one. (AWS keeps a token for 5 minutes;
+/// the CSR — hence the key — changes on every run, so distinct runs never collide.)
+pub fn idempotency_token(cluster: &str, csr_der: &[u8]) -> String {
+    let mut input = cluster.as_bytes().to_vec();
+    input.push(0);
+    input.extend_from_slice(csr_der);
+    // AWS allows at most 36 characters.
+    sha256_hex(&input)[..36].to_string()
+}
+
+/// Validity in whole days for a request at `now`, never past the CA's own expiry.
+/// Returns the days and whether they were shortened.
+pub fn validity_days(
+    now: OffsetDateTime,
+    requested: Duration,
+    ca_not_after: Option<OffsetDateTime>,
+) -> std::result::Result<(i64, bool), String> {
+    let wanted = requested.whole_days().max(1);
+    let Some(end) = ca_not_after else {
+        return Ok((wanted, false));
+    };
+    let available = (end - now).whole_days();
+    if available < 1 {
+        return Err(format!(
+            "the CA expires at {} — less than a day from now; renew the CA before issuing",
+            fmt_time(end)
+        ));
+    }
+    Ok(if wanted > available {
+        (available, true)
+    } else {
+        (wanted, false)
+    })
+}
+
+/// What is read from the CA once per run.
+#[derive(Debug)]
+struct CaFacts {
+    signing_algorithm: &'static str,
+    not_after: Option<OffsetDateTime>,
+    usage_mode: Option<String>,
+    /// The root at the top of the CA's own chain.
+    root: Certificate,
+}
+
+/// Signs intermediates with an AWS Private CA.
+pub struct AwsPcaIssuer {
+    api: Arc<dyn PcaApi>,
+    ca_arn: String,
+    policy: RetryPolicy,
+    facts: OnceCell<CaFacts>,
+}
+
+impl std::fmt::Debug for AwsPcaIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsPcaIssuer")
+            .field("ca_arn", &self.ca_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsPcaIssuer {
+    /// An issuer for the CA `ca_arn`, reached through `api`.
+    pub fn new(
+        api: Arc<dyn PcaApi>,
+        ca_arn: impl Into<String>,
+        policy: RetryPolicy,
+    ) -> AwsPcaIssuer {
+        AwsPcaIssuer {
+            api,
+            ca_arn: ca_arn.into(),
+            policy,
+            facts: OnceCell::new(),
+        }
+    }
+
+    /// Turns an AWS error into a message naming the call, the CA and what to do.
+    fn aws_error(&self, action: &str, (error, attempts): (ApiError, u32)) -> Error {
+        let arn = &self.ca_arn;
+        let reason = match &error {
+            ApiError::AccessDenied(m) => format!(
+                "AWS denied acm-pca:{action} on {arn} ({m}); grant acm-pca:{action} on this CA to the caller (see docs/aws.md for the policy)"
+            ),
+            ApiError::NotFound(m) => format!(
+                "certificate authority {arn} was not found ({m}); check the ARN, the --region and the account of your credentials"
+            ),
+            ApiError::InvalidState(m) => format!(
+                "certificate authority {arn} is not in a state that allows {action} ({m}); it must be ACTIVE"
+            ),
+            ApiError::LimitExceeded(m) => format!(
+                "an AWS Private CA quota was hit during {action} on {arn} ({m}); raise the quota in Service Quotas or issue fewer clusters at once"
+            ),
+            ApiError::MalformedCsr(m) => format!(
+                "AWS Private CA rejected the certificate signing request as malformed ({m}); this is a meshtrust bug, please report it"
+            ),
+            ApiError::InvalidRequest(m) => {
+                format!("AWS Private CA rejected {action} on {arn}: {m}")
+            }
+            ApiError::WaiterTimeout(d) => format!(
+                "the certificate from {arn} was not issued within {d:?}; run the command again — the idempotency token returns the same certificate rather than minting a second"
+            ),
+            e if e.is_retryable() => {
+                format!("{action} on {arn} still failing after {attempts} attempts: {e}")
+            }
+            e => format!("{action} on {arn} failed: {e}"),
+        };
+        Error::Aws {
+            action: action.to_string(),
+            reason,
+        }
+    }
+
+    async fn facts(&self) -> Result<&CaFacts> {
+        self.facts.get_or_try_init(|| self.read_facts()).await
+    }
+
+    async fn read_facts(&self) -> Result<CaFacts> {
+        let arn = self.ca_arn.as_str();
+        let desc = self
+            .policy
+            .run(|| self.api.describe_ca(arn))
+            .await
+            .map_err(|e| self.aws_error("DescribeCertificateAuthority", e))?;
+        if desc.status != "ACTIVE" {
+            return Err(Error::Config {
+                location: arn.to_string(),
+                reason: format!(
+                    "the certificate authority is {}, not ACTIVE; {}",
+                    desc.status,
+                    match desc.status.as_str() {
+                        "PENDING_CERTIFICATE" =>
+                            "install its CA certificate first (ImportCertificateAuthorityCertificate)",
+                        "DISABLED" =>
+                            "enable it (aws acm-pca update-certificate-authority --status ACTIVE)",
+                        "EXPIRED" => "its certificate has expired: renew the CA",
+                        _ => "use an ACTIVE CA",
+                    }
+                ),
+            });
+        }
+        let signing_algorithm = signing_algorithm(&desc.key_algorithm).ok_or_else(|| Error::Config {
+            location: arn.to_string(),
+            reason: format!(
+                "the CA's key algorithm {} cannot sign certificates istiod accepts; use an RSA or ECDSA (P-256/P-384) CA",
+                desc.key_algorithm
+            ),
+        })?;
+        let own = self
+            .policy
+            .run(|| self.api.ca_certificate(arn))
+            .await
+            .map_err(|e| self.aws_error("GetCertificateAuthorityCertificate", e))?;
+        let mut chain = parse(arn, "the CA certificate", &own.certificate)?;
+        if let Some(rest) = own.chain.as_deref().filter(|c| !c.trim().is_empty()) {
+            chain.extend(parse(arn, "the CA certificate chain", rest)?);
+        }
+        let root = chain.last().expect("parse returns at least one").clone();
+        if !root.is_self_signed() {
+            return Err(Error::Config {
+                location: arn.to_string(),
+                reason: format!(
+                    "the CA's certificate chain ends at {}, which is not a self-signed root; import the full chain into the CA",
+                    root.subject()
+                ),
+            });
+        }
+        Ok(CaFacts {
+            signing_algorithm,
+            not_after: desc.not_after,
+            usage_mode: desc.usage_mode,
+            root,
+        })
+    }
+
+    fn rejected(&self, template: &str, cluster: &str, reason: String) -> Error {
+        Error::Rejected {
+            issuer: format!("AWS Private CA {} (template {template})", self.ca_arn),
+            cluster: cluster.to_string(),
+            reason,
+        }
+    }
+}
+
+fn parse(arn: &str, what: &str, pem: &str) -> Result<Vec<Certificate>> {
+    Certificate::all_from_pem(what, pem.as_bytes()).map_err(|cause| Error::Ca {
+        context: format!("AWS Private CA {arn} returned {what} that cannot be read"),
+        cause,
+    })
+}
+
+#[async_trait]
+impl Issuer for AwsPcaIssuer {
+    fn describe(&self) -> String {
+        format!("AWS Private CA {}", self.ca_arn)
+    }
+
+    async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
+        let facts = self.facts().await?;
+        let arn = self.ca_arn.as_str();
+        let cluster = request.cluster.as_str();
+        let template = template_arn(request.profile.path_len)?;
+        let (mut days, clamped) =
+            validity_days(request.now, request.profile.validity, facts.not_after).map_err(
+                |reason| Error::Config {
+                    location: arn.to_string(),
+                    reason,
+                },
+            )?;
+        let short_lived = facts.usage_mode.as_deref() == Some("SHORT_LIVED_CERTIFICATE");
+        if short_lived && days > SHORT_LIVED_MAX_DAYS {
+            days = SHORT_LIVED_MAX_DAYS;
+        }
+        let input = IssueInput {
+            ca_arn: arn.to_string(),
+            csr_pem: request.csr.to_pem(),
+            signing_algorithm: facts.signing_algorithm.to_string(),
+            template_arn: template.clone(),
+            validity_days: days,
+            idempotency_token: idempotency_token(cluster, request.csr.der()),
+        };
+        let cert_arn = self
+            .policy
+            .run(|| self.api.issue_certificate(&input))
+            .await
+            .map_err(|e| self.aws_error("IssueCertificate", e))?;
+        let max_wait = self.policy.max_wait;
+        match tokio::time::timeout(max_wait, self.api.wait_issued(arn, &cert_arn, max_wait)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.aws_error("GetCertificate", (e, 1))),
+            Err(_) => {
+                return Err(self.aws_error("GetCertificate", (ApiError::WaiterTimeout(max_wait), 1)));
+            }
+        }
+        let issued = self
+            .policy
+            .run(|| self.api.get_certificate(arn, &cert_arn))
+            .await
+            .map_err(|e| self.aws_error("GetCertificate", e))?;
+
+        let certificate = parse(arn, "a certificate", &issued.certificate)?
+            .into_iter()
+            .next()
+            .expect("parse returns at least one");
+        let chain = match issued.chain.as_deref().filter(|c| !c.trim().is_empty()) {
+            Some(pem) => parse(arn, "a certificate chain", pem)?,
+            None => {
+                return Err(self.rejected(
+                    &template,
+                    cluster,
+                    "no CertificateChain came with the certificate".to_string(),
+                ));
+            }
+        };
+        let top = chain.last().expect("parse returns at least one");
+        if *top != facts.root {
+            return Err(self.rejected(
+                &template,
+                cluster,
+                format!(
+                    "the chain ends at {} ({}), but GetCertificateAuthorityCertificate leads to root {} ({})",
+                    top.subject(),
+                    &top.fingerprint()[..23],
+                    facts.root.subject(),
+                    &facts.root.fingerprint()[..23]
+                ),
+            ));
+        }
+        let trust = TrustBundle::new(vec![facts.root.clone()]).map_err(|cause| Error::Ca {
+            context: arn.to_string(),
+            cause,
+        })?;
+        let problems = check_issued(&request.csr, &request.profile, &certificate, &chain, &trust);
+        if !problems.is_empty() {
+            return Err(self.rejected(&template, cluster, problems.join("; ")));
+        }
+        let mut notices = Vec::new();
+        if clamped {
+            notices.push(format!(
+                "cluster {cluster}: validity shortened to {days} days, the lifetime left to CA {arn}"
+            ));
+        }
+        if short_lived
+            && days == SHORT_LIVED_MAX_DAYS
+            && request.profile.validity.whole_days() > SHORT_LIVED_MAX_DAYS
+        {
+            notices.push(format!(
+                "cluster {cluster}: CA {arn} is in short-lived certificate mode, which issues for at most {SHORT_LIVED_MAX_DAYS} days; this intermediate must be renewed weekly (docs/aws.md)"
+            ));
+        }
+        Ok(IssueResponse {
+            certificate,
+            chain,
+            trust_bundle: trust,
+            notices,
+        })
+    }
+}

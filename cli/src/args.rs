@@ -110,6 +110,36 @@ pub struct RootCreateArgs {
     pub output: Output,
 }
 
+/// Who signs the intermediates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum IssuerKind {
+    /// A root CA on this machine (`--root DIR`, or the one `demo` creates).
+    #[default]
+    Local,
+    /// AWS Private CA (`--ca-arn`); the intermediate keys never leave this machine.
+    AwsPca,
+}
+
+/// Choice of issuer, shared by `cacerts` and `demo`.
+#[derive(Debug, ClapArgs)]
+pub struct IssuerOptions {
+    /// Who signs: local or aws-pca.
+    #[arg(long, value_enum, value_name = "ISSUER", default_value_t)]
+    pub issuer: IssuerKind,
+    /// ARN of the AWS Private CA that signs (with --issuer aws-pca).
+    #[arg(long, value_name = "ARN", required_if_eq("issuer", "aws-pca"))]
+    pub ca_arn: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS named profile (default: AWS_PROFILE or `default`).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS endpoint override (a VPC endpoint, or a local emulator).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
 /// Parameters of the intermediates, shared by `cacerts` and `demo`.
 #[derive(Debug, ClapArgs)]
 pub struct IntermediateOptions {
@@ -134,9 +164,11 @@ pub struct IntermediateOptions {
 /// `meshtrust cacerts`
 #[derive(Debug, ClapArgs)]
 pub struct CacertsArgs {
-    /// Root directory holding root-cert.pem and root-key.pem.
-    #[arg(long, value_name = "DIR")]
-    pub root: PathBuf,
+    /// Root directory holding root-cert.pem and root-key.pem (with --issuer local).
+    #[arg(long, value_name = "DIR", required_if_eq("issuer", "local"))]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub issuer: IssuerOptions,
     /// Cluster names (DNS-1123 labels), comma-separated or repeated.
     #[arg(long, value_name = "NAME", required = true, value_delimiter = ',', value_parser = cluster)]
     pub cluster: Vec<ClusterName>,
@@ -158,9 +190,12 @@ pub struct DemoArgs {
     /// Cluster names (DNS-1123 labels), comma-separated.
     #[arg(long, value_name = "NAMES", required = true, value_delimiter = ',', value_parser = cluster)]
     pub clusters: Vec<ClusterName>,
-    /// Output directory: OUT/root-cert.pem, OUT/root-key.pem and OUT/NAME/ per cluster.
+    /// Output directory: OUT/root-cert.pem, OUT/root-key.pem (local issuer) and OUT/NAME/
+    /// per cluster.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub issuer: IssuerOptions,
     #[command(flatten)]
     pub intermediate: IntermediateOptions,
     /// Replace an existing root and bundles in OUT.

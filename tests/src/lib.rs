@@ -5,6 +5,8 @@
 //! certificate signed with the bundle's key.
 #![forbid(unsafe_code)]
 
+pub mod aws;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use meshtrust_ca::{BundleFormat, RootParams};
-use meshtrust_issuer::LocalIssuer;
+use meshtrust_issuer::{Issuer, LocalIssuer};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{issue, root};
-use crate::args::{DemoArgs, Output};
+use crate::args::{DemoArgs, IssuerKind, Output};
 use crate::output;
 
 #[derive(Serialize)]
 struct DemoSummary {
-    root: root::RootSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root: Option<root::RootSummary>,
     clusters: Vec<issue::BundleSummary>,
     kubectl: Vec<String>,
 }
@@ -24,8 +25,9 @@ struct DemoSummary {
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let clusters = issue::unique(args.clusters);
+    let local = args.issuer.issuer == IssuerKind::Local;
     let key_path = args.out.join("root-key.pem");
-    if key_path.exists() && !args.force {
+    if local && key_path.exists() && !args.force {
         bail!(
             "{} already exists; refusing to replace a root key. Use `meshtrust cacerts --root {}` to add clusters to this root, or pass --force to start over",
             key_path.display(),
@@ -34,15 +36,22 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     issue::check_outputs(&args.out, &clusters, args.force)?;
 
-    let mut params = RootParams::default();
-    params.key_type = args.intermediate.key_type;
-    params.organization = args.intermediate.org.clone();
-    let root = params.self_signed(now)?;
-    let issuer = Arc::new(LocalIssuer::new(root));
+    let (issuer, local_root): (Arc<dyn Issuer>, Option<Arc<LocalIssuer>>) = if local {
+        let mut params = RootParams::default();
+        params.key_type = args.intermediate.key_type;
+        params.organization = args.intermediate.org.clone();
+        let issuer = Arc::new(LocalIssuer::new(params.self_signed(now)?));
+        (issuer.clone(), Some(issuer))
+    } else {
+        (issue::aws_issuer(&args.issuer).await?, None)
+    };
     let (bundles, notices) =
-        issue::issue_bundles(issuer.clone(), &clusters, &args.intermediate, now).await?;
+        issue::issue_bundles(issuer, &clusters, &args.intermediate, now).await?;
     // The root is written only once every bundle has been issued and verified.
-    let root_summary = root::write_root(&args.out, issuer.root(), args.force, false)?;
+    let root_summary = match &local_root {
+        Some(l) => Some(root::write_root(&args.out, l.root(), args.force, false)?),
+        None => None,
+    };
     let summaries = issue::write_bundles(
         &args.out,
         &bundles,
@@ -63,12 +72,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "Root CA {} ({}) in {}",
-        root_summary.subject,
-        output::short(&root_summary.sha256_fingerprint, 23),
-        root_summary.dir
-    );
+    match &root_summary {
+        Some(r) => println!(
+            "Root CA {} ({}) in {}",
+            r.subject,
+            output::short(&r.sha256_fingerprint, 23),
+            r.dir
+        ),
+        None => println!(
+            "Intermediates issued by AWS Private CA {}",
+            args.issuer.ca_arn.as_deref().unwrap_or_default()
+        ),
+    }
     issue::print_bundles(&summaries, now, Output::Text)?;
     println!();
     println!(

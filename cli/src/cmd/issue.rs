@@ -10,12 +10,13 @@ use meshtrust_ca::{
     BundleFormat, CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions, fmt_time,
     verify_bundle,
 };
-use meshtrust_issuer::{IssueRequest, Issuer};
+use meshtrust_issuer::aws_pca::{AwsOptions, RetryPolicy, SdkPca};
+use meshtrust_issuer::{AwsPcaIssuer, IssueRequest, Issuer};
 use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::args::{IntermediateOptions, Output};
+use crate::args::{IntermediateOptions, IssuerOptions, Output};
 use crate::duration;
 use crate::output;
 use crate::write::{CERT_MODE, KEY_MODE, StagedDir, sync_dir, sync_filesystem};
@@ -79,6 +80,25 @@ pub fn unique(clusters: Vec<ClusterName>) -> Vec<ClusterName> {
         .into_iter()
         .filter(|c| seen.insert(c.clone()))
         .collect()
+}
+
+/// The AWS Private CA issuer for `opts`, or an error saying what is missing.
+pub async fn aws_issuer(opts: &IssuerOptions) -> Result<Arc<dyn Issuer>> {
+    let arn = opts
+        .ca_arn
+        .as_deref()
+        .context("--issuer aws-pca needs --ca-arn ARN (the AWS Private CA that signs)")?;
+    let api = SdkPca::connect(&AwsOptions::new(
+        opts.region.clone(),
+        opts.profile.clone(),
+        opts.endpoint_url.clone(),
+    ))
+    .await?;
+    Ok(Arc::new(AwsPcaIssuer::new(
+        Arc::new(api),
+        arn,
+        RetryPolicy::default(),
+    )))
 }
 
 /// How many signing requests are in flight at once: enough to hide a remote CA's latency,

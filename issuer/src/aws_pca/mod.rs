@@ -283,7 +283,9 @@ impl Issuer for AwsPcaIssuer {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(self.aws_error("GetCertificate", (e, 1))),
             Err(_) => {
-                return Err(self.aws_error("GetCertificate", (ApiError::WaiterTimeout(max_wait), 1)));
+                return Err(
+                    self.aws_error("GetCertificate", (ApiError::WaiterTimeout(max_wait), 1))
+                );
             }
         }
         let issued = self

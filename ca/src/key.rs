@@ -236,14 +236,12 @@ impl PrivateKey {
             })?;
             (signer, der)
         };
-        let mut key = PrivateKey {
+        Ok(PrivateKey {
+            algorithm: algorithm_of(&signer),
             signer,
             der,
             pem_label: "PRIVATE KEY",
-            algorithm: KeyAlgorithm::Other { oid: String::new() },
-        };
-        key.algorithm = key.read_algorithm();
-        Ok(key)
+        })
     }
 
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
@@ -283,14 +281,12 @@ impl PrivateKey {
                 Signer::AwsLc(pair)
             }
         };
-        let mut key = PrivateKey {
+        Ok(PrivateKey {
+            algorithm: algorithm_of(&signer),
             signer,
             der,
             pem_label,
-            algorithm: KeyAlgorithm::Other { oid: String::new() },
-        };
-        key.algorithm = key.read_algorithm();
-        Ok(key)
+        })
     }
 
     /// The key as PEM, in the form it was read (generated keys are PKCS#8, `PRIVATE KEY`).
@@ -317,22 +313,22 @@ impl PrivateKey {
     pub fn fingerprint(&self) -> String {
         sha256_hex(self.public_key_raw())
     }
+}
 
-    fn read_algorithm(&self) -> KeyAlgorithm {
-        use x509_parser::prelude::FromDer;
-        let spki_der = self.subject_public_key_info();
-        match SubjectPublicKeyInfo::from_der(&spki_der) {
-            Ok((_, spki)) => KeyAlgorithm::from_spki(&spki),
-            Err(_) => KeyAlgorithm::Other {
-                oid: "unparsable".to_string(),
-            },
-        }
+fn algorithm_of(signer: &Signer) -> KeyAlgorithm {
+    use x509_parser::prelude::FromDer;
+    let spki_der = signer.subject_public_key_info();
+    match SubjectPublicKeyInfo::from_der(&spki_der) {
+        Ok((_, spki)) => KeyAlgorithm::from_spki(&spki),
+        Err(_) => KeyAlgorithm::Other {
+            oid: "unparsable".to_string(),
+        },
     }
 }
 
-impl PublicKeyData for PrivateKey {
+impl PublicKeyData for Signer {
     fn der_bytes(&self) -> &[u8] {
-        match &self.signer {
+        match self {
             Signer::Ring { pair, .. } => {
                 use ring::signature::KeyPair as _;
                 pair.public_key().as_ref()
@@ -342,10 +338,20 @@ impl PublicKeyData for PrivateKey {
     }
 
     fn algorithm(&self) -> &'static SignatureAlgorithm {
-        match &self.signer {
+        match self {
             Signer::Ring { alg, .. } => alg,
             Signer::AwsLc(pair) => pair.algorithm(),
         }
+    }
+}
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.signer.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.signer.algorithm()
     }
 }
 

@@ -79,7 +79,7 @@ impl std::str::FromStr for BundleFormat {
 
 /// The contents of a bundle as read from a directory or a Secret: file name → bytes.
 /// Values are zeroized on drop, as one of them is a private key.
-#[derive(Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct BundleFiles {
     files: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }

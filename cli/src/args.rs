@@ -40,6 +40,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Check a `cacerts` bundle exactly as istiod would, and explain every rejection.
     Verify(VerifyArgs),
+    /// Write one bundle into a cluster as its `cacerts` Secret.
+    Push(PushArgs),
+    /// Issue and deliver every cluster's `cacerts`, create istio-system, label the network.
+    Bootstrap(BootstrapArgs),
 }
 
 /// `meshtrust root …`
@@ -230,6 +234,91 @@ pub struct VerifyArgs {
     /// Treat warnings (expiring soon, outliving the issuer, …) as failures.
     #[arg(long)]
     pub strict: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// How to reach Kubernetes.
+#[derive(Debug, ClapArgs)]
+pub struct KubeOptions {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config; in a pod, its service account).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Timeout of each request to an API server.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse_std)]
+    pub request_timeout: std::time::Duration,
+}
+
+/// `meshtrust push`
+#[derive(Debug, ClapArgs)]
+pub struct PushArgs {
+    /// Bundle directory (as written by `meshtrust cacerts`).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Namespace of istiod.
+    #[arg(long, value_name = "NS", default_value = "istio-system")]
+    pub namespace: String,
+    /// Also label the namespace with topology.istio.io/network=NET.
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    #[command(flatten)]
+    pub kube: KubeOptions,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust bootstrap`
+#[derive(Debug, ClapArgs)]
+pub struct BootstrapArgs {
+    /// Kubeconfig contexts, one per cluster, comma-separated.
+    #[arg(
+        long,
+        value_name = "CTX,…",
+        value_delimiter = ',',
+        required_unless_present = "generate"
+    )]
+    pub contexts: Vec<String>,
+    /// Cluster names (DNS-1123), in the order of --contexts (default: the context names).
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',', value_parser = cluster)]
+    pub cluster_names: Vec<ClusterName>,
+    /// Root directory to issue from (with --issuer local). Without it, the root in --root-out
+    /// is used, or created there.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where a root created by bootstrap is saved (root-key.pem 0600), and found on reruns.
+    #[arg(long, value_name = "DIR", default_value = "meshtrust-root")]
+    pub root_out: PathBuf,
+    #[command(flatten)]
+    pub issuer: IssuerOptions,
+    /// Label istio-system with topology.istio.io/network=<cluster name>.
+    #[arg(long, conflicts_with = "networks")]
+    pub network_from_cluster_name: bool,
+    /// Networks, in the order of --contexts, for the topology.istio.io/network label.
+    #[arg(long, value_name = "NET,…", value_delimiter = ',')]
+    pub networks: Vec<String>,
+    /// Write the manifests to DIR/<cluster>.yaml instead of applying them (GitOps). They hold
+    /// private keys.
+    #[arg(long, value_name = "DIR")]
+    pub generate: Option<PathBuf>,
+    /// Namespace of istiod.
+    #[arg(long, value_name = "NS", default_value = "istio-system")]
+    pub namespace: String,
+    /// Clusters worked on at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub intermediate: IntermediateOptions,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    #[command(flatten)]
+    pub kube: KubeOptions,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,

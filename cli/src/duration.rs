@@ -5,22 +5,24 @@
 
 use time::Duration;
 
-/// Parses `<number><unit>` with unit `h` (hours), `d` (days), `w` (weeks) or `y` (365 days).
+/// Parses `<number><unit>` with unit `s`, `m` (minutes), `h`, `d`, `w` or `y` (365 days).
 pub fn parse(text: &str) -> Result<Duration, String> {
     let fail = || {
         format!(
-            "invalid duration `{text}`: use a whole number followed by h, d, w or y (e.g. 90d, 2y, 8760h)"
+            "invalid duration `{text}`: use a whole number followed by s, m, h, d, w or y (e.g. 90d, 2y, 8760h, 30s)"
         )
     };
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
     let (digits, unit) = t.split_at(split);
     let n: i64 = digits.parse().map_err(|_| fail())?;
-    let hours = match unit {
-        "h" => 1,
-        "d" => 24,
-        "w" => 24 * 7,
-        "y" => 24 * 365,
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 86400 * 7,
+        "y" => 86400 * 365,
         _ => return Err(fail()),
     };
     if n == 0 {
@@ -28,10 +30,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "invalid duration `{text}`: it must be greater than zero"
         ));
     }
-    n.checked_mul(hours)
-        .filter(|h| *h <= 24 * 365 * 1000)
-        .map(Duration::hours)
+    n.checked_mul(seconds)
+        .filter(|s| *s <= 86400 * 365 * 1000)
+        .map(Duration::seconds)
         .ok_or_else(|| format!("invalid duration `{text}`: longer than 1000 years"))
+}
+
+/// [`parse`] for timeouts (`std::time::Duration`).
+pub fn parse_std(text: &str) -> Result<std::time::Duration, String> {
+    parse(text).map(|d| std::time::Duration::from_secs(d.whole_seconds().unsigned_abs()))
 }
 
 /// Formats a remaining lifetime compactly: `1y 214d`, `29d 3h`, `5h 12m`, `expired 3d ago`.
@@ -61,6 +68,8 @@ mod tests {
             ("years are 365 days", "2y", Ok(Duration::days(730))),
             ("hours are accepted", "8760h", Ok(Duration::days(365))),
             ("weeks are accepted", "2w", Ok(Duration::days(14))),
+            ("seconds are accepted", "30s", Ok(Duration::seconds(30))),
+            ("minutes are accepted", "5m", Ok(Duration::minutes(5))),
             (
                 "surrounding spaces are ignored",
                 " 10y ",

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod cluster;
 mod cmd;
 mod duration;
 mod output;
@@ -13,6 +14,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
+    // kube (ring) and the AWS SDK (aws-lc-rs) both enable rustls providers; without one
+    // process-wide choice, kube::Client panics. The AWS SDK picks its own explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

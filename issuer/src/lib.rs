@@ -94,4 +94,8 @@ pub trait Issuer: Send + Sync {
 
     /// Signs a cluster's intermediate CA.
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse>;
+
+    /// The roots a cluster must trust for intermediates from this issuer (known before
+    /// issuing, so that a cluster already trusting them can be left alone).
+    async fn trust_bundle(&self) -> Result<TrustBundle>;
 }

@@ -70,6 +70,13 @@ impl Issuer for LocalIssuer {
         format!("local root {}", self.location)
     }
 
+    async fn trust_bundle(&self) -> Result<TrustBundle> {
+        TrustBundle::new(vec![self.root.certificate().clone()]).map_err(|cause| Error::Ca {
+            context: self.location.clone(),
+            cause,
+        })
+    }
+
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
         let signed = self
             .root

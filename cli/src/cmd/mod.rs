@@ -1,9 +1,11 @@
 //! One module per subcommand; each turns arguments into library calls.
 
+mod bootstrap;
 mod cacerts;
 mod demo;
 mod inspect;
 mod issue;
+mod push;
 mod root;
 mod verify;
 
@@ -19,5 +21,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a).await,
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Push(a) => push::run(a).await,
+        Command::Bootstrap(a) => bootstrap::run(a).await,
     }
 }

@@ -249,6 +249,14 @@ impl Issuer for AwsPcaIssuer {
         format!("AWS Private CA {}", self.ca_arn)
     }
 
+    async fn trust_bundle(&self) -> Result<TrustBundle> {
+        let root = self.facts().await?.root.clone();
+        TrustBundle::new(vec![root]).map_err(|cause| Error::Ca {
+            context: self.ca_arn.clone(),
+            cause,
+        })
+    }
+
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
         let facts = self.facts().await?;
         let arn = self.ca_arn.as_str();

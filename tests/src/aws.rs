@@ -4,7 +4,8 @@
 //! They run from the virtualenv `./tests/run-all.sh` creates in `.venv` (or the Python
 //! named by `MESHTRUST_PYTHON`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,32 +61,45 @@ fn python() -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts an emulator on a free loopback port and waits until it accepts connections.
+    /// Starts an emulator on a loopback port of the kernel's choosing (port 0, read back from
+    /// the server's own "Running on" line, so parallel tests can never share one) and
+    /// returns once it serves.
     pub fn start(flavor: Flavor) -> Emulator {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut cmd = Command::new(python());
         match flavor {
-            Flavor::Stock => cmd.args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ]),
+            Flavor::Stock => cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"]),
             Flavor::Faithful => cmd
                 .arg(repo_root().join("tests/aws/faithful_moto.py"))
-                .args(["127.0.0.1", &port.to_string()]),
+                .args(["127.0.0.1", "0"]),
         };
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the emulator starts");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Reads the port, then keeps draining the log so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.trim().parse::<u16>().ok())
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the {flavor:?} emulator did not report its port within 30 s");
+            }
+        };
         let emulator = Emulator {
             child,
             url: format!("http://127.0.0.1:{port}"),

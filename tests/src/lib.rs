@@ -5,6 +5,7 @@
 //! certificate signed with the bundle's key.
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
 pub mod aws;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,421 @@
+//! End to end on the loopback multi-cluster harness: `bootstrap` and `push` driving real
+//! HTTP against one API server per cluster.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use meshtrust_testkit::apiserver::{Cluster, Fault, FaultRule, Harness, Method};
+use meshtrust_testkit::{snapshot, text};
+use serde_json::{Value, json};
+
+fn meshtrust(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+struct Mesh {
+    harness: Harness,
+    work: tempfile::TempDir,
+}
+
+impl Mesh {
+    fn new(clusters: &[&str]) -> Mesh {
+        Mesh {
+            harness: Harness::start(clusters),
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn kubeconfig(&self) -> String {
+        self.harness.kubeconfig_path().display().to_string()
+    }
+
+    fn root_out(&self) -> String {
+        self.work.path().join("root").display().to_string()
+    }
+
+    /// `meshtrust bootstrap` over `contexts` with the mesh's saved root, as JSON.
+    fn bootstrap(&self, contexts: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+        let kc = self.kubeconfig();
+        let root = self.root_out();
+        let mut args = vec![
+            "bootstrap",
+            "--contexts",
+            contexts,
+            "--kubeconfig",
+            &kc,
+            "--root-out",
+            &root,
+            "--network-from-cluster-name",
+            "-o",
+            "json",
+        ];
+        if !extra.contains(&"--request-timeout") {
+            args.extend(["--request-timeout", "5s"]);
+        }
+        args.extend_from_slice(extra);
+        let out = meshtrust(&args);
+        let rows =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out, rows)
+    }
+
+    fn cluster(&self, name: &str) -> Cluster {
+        self.harness.cluster(name)
+    }
+}
+
+fn row<'a>(rows: &'a [Value], cluster: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["cluster"] == cluster)
+        .unwrap_or_else(|| panic!("{cluster} in {rows:?}"))
+}
+
+fn cacerts(c: &Cluster) -> Option<Value> {
+    c.get("v1", "Secret", Some("istio-system"), "cacerts")
+}
+
+/// Writes a Secret's bundle files to a directory, for `meshtrust verify` and openssl.
+fn export(secret: &Value, dir: &Path) {
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).unwrap();
+    for (k, v) in secret["data"].as_object().unwrap() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join(k), bytes).unwrap();
+    }
+}
+
+fn verify_cluster(c: &Cluster, dir: &Path) -> Value {
+    let secret = cacerts(c).unwrap_or_else(|| panic!("{} has cacerts", c.name()));
+    export(&secret, dir);
+    let out = meshtrust(&["verify", &dir.display().to_string(), "-o", "json"]);
+    assert!(out.status.success(), "{}: {}", c.name(), text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bootstrap_three_clusters_then_a_rerun_writes_nothing() {
+    let mesh = Mesh::new(&["c1", "c2", "c3"]);
+    let (out, rows) = mesh.bootstrap("c1,c2,c3", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut anchors = Vec::new();
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(row(&rows, c)["action"], "create");
+        let cluster = mesh.cluster(c);
+        let report = verify_cluster(&cluster, &mesh.work.path().join(c));
+        anchors.push(report["anchor_fingerprint"].clone());
+        let ns = cluster
+            .get("v1", "Namespace", None, "istio-system")
+            .unwrap();
+        assert_eq!(ns["metadata"]["labels"]["topology.istio.io/network"], c);
+        let secret = cacerts(&cluster).unwrap();
+        assert_eq!(secret["type"], "Opaque");
+        assert_eq!(
+            secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "meshtrust"
+        );
+        assert!(secret["metadata"]["annotations"]["meshtrust.io/not-after"].is_string());
+        assert!(secret["data"].get("istio-generated").is_none());
+    }
+    assert!(
+        anchors.iter().all(|a| *a == anchors[0] && a.is_string()),
+        "one root: {anchors:?}"
+    );
+    assert!(Path::new(&mesh.root_out()).join("root-key.pem").exists());
+
+    for c in ["c1", "c2", "c3"] {
+        mesh.cluster(c).clear_requests();
+    }
+    let (out, rows) = mesh.bootstrap("c1,c2,c3", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(row(&rows, c)["action"], "unchanged", "{rows:?}");
+        assert!(
+            mesh.cluster(c).writes().is_empty(),
+            "{c}: {:?}",
+            mesh.cluster(c).writes()
+        );
+    }
+}
+
+#[test]
+fn a_foreign_cacerts_is_refused_then_replaced_with_a_backup_when_forced() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    // c2 already holds a cacerts from another mesh.
+    let other = tempfile::tempdir().unwrap();
+    let o = other.path().display().to_string();
+    assert!(
+        meshtrust(&["demo", "--clusters", "c2", "--out", &o])
+            .status
+            .success()
+    );
+    let kc = mesh.kubeconfig();
+    let pushed = meshtrust(&[
+        "push",
+        "--bundle",
+        &format!("{o}/c2"),
+        "--context",
+        "c2",
+        "--kubeconfig",
+        &kc,
+    ]);
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let foreign = cacerts(&mesh.cluster("c2")).unwrap();
+
+    let (out, rows) = mesh.bootstrap("c1,c2", &[]);
+    assert!(!out.status.success(), "a refusal is a failure");
+    assert_eq!(row(&rows, "c1")["result"], "ok");
+    assert_eq!(row(&rows, "c2")["action"], "conflict");
+    assert!(
+        row(&rows, "c2")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another root")
+    );
+    assert_eq!(
+        cacerts(&mesh.cluster("c2")).unwrap()["data"],
+        foreign["data"],
+        "untouched"
+    );
+
+    let (out, rows) = mesh.bootstrap("c1,c2", &["--force", "--backup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(row(&rows, "c1")["action"], "unchanged");
+    assert_eq!(row(&rows, "c2")["action"], "replace");
+    let backup_name = row(&rows, "c2")["backup"].as_str().unwrap().to_string();
+    let backup = mesh
+        .cluster("c2")
+        .get("v1", "Secret", Some("istio-system"), &backup_name)
+        .unwrap();
+    assert_eq!(
+        backup["data"], foreign["data"],
+        "the backup holds the old bundle"
+    );
+    let c1 = verify_cluster(&mesh.cluster("c1"), &mesh.work.path().join("v1"));
+    let c2 = verify_cluster(&mesh.cluster("c2"), &mesh.work.path().join("v2"));
+    assert_eq!(c1["anchor_fingerprint"], c2["anchor_fingerprint"]);
+}
+
+#[test]
+fn a_fault_in_one_cluster_leaves_the_others_done_and_a_rerun_converges() {
+    let mesh = Mesh::new(&["c1", "c2", "c3"]);
+    mesh.cluster("c2").fail(
+        FaultRule::new(Fault::Status(500))
+            .method(Method::POST)
+            .path_contains("/secrets")
+            .always(),
+    );
+    let (out, rows) = mesh.bootstrap("c1,c2,c3", &[]);
+    assert!(!out.status.success());
+    assert_eq!(row(&rows, "c1")["result"], "ok");
+    assert_eq!(row(&rows, "c3")["result"], "ok");
+    assert!(
+        row(&rows, "c2")["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
+        "{rows:?}"
+    );
+    assert!(
+        cacerts(&mesh.cluster("c2")).is_none(),
+        "c2 never holds a partial secret"
+    );
+    verify_cluster(&mesh.cluster("c1"), &mesh.work.path().join("a"));
+    verify_cluster(&mesh.cluster("c3"), &mesh.work.path().join("b"));
+
+    mesh.cluster("c2").clear_faults();
+    let (out, rows) = mesh.bootstrap("c1,c2,c3", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(row(&rows, "c1")["action"], "unchanged");
+    assert_eq!(row(&rows, "c2")["action"], "create");
+    assert_eq!(row(&rows, "c3")["action"], "unchanged");
+    verify_cluster(&mesh.cluster("c2"), &mesh.work.path().join("c"));
+}
+
+#[test]
+fn an_unreachable_cluster_times_out_without_stopping_the_others() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    mesh.cluster("c2")
+        .fail(FaultRule::new(Fault::Hang).always());
+    let (out, rows) = mesh.bootstrap("c1,c2", &["--request-timeout", "1s"]);
+    assert!(!out.status.success());
+    assert_eq!(row(&rows, "c1")["result"], "ok");
+    assert!(
+        row(&rows, "c2")["result"]
+            .as_str()
+            .unwrap()
+            .contains("context c2"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn a_running_istiod_without_cacerts_gets_the_restart_command() {
+    let mesh = Mesh::new(&["c1"]);
+    let c1 = mesh.cluster("c1");
+    c1.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}));
+    c1.seed(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "istiod-abc", "namespace": "istio-system", "labels": {"app": "istiod"}},
+        "status": {"phase": "Running"}
+    }));
+    let (out, rows) = mesh.bootstrap("c1", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let warnings = row(&rows, "c1")["warnings"].to_string();
+    assert!(
+        warnings.contains("kubectl --context=c1 -n istio-system rollout restart deployment/istiod"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn generated_manifests_apply_cleanly_to_an_empty_cluster() {
+    let mesh = Mesh::new(&["east"]);
+    let dir = mesh.work.path().join("gitops");
+    let d = dir.display().to_string();
+    let root = mesh.root_out();
+    let out = meshtrust(&[
+        "bootstrap",
+        "--cluster-names",
+        "east",
+        "--root-out",
+        &root,
+        "--generate",
+        &d,
+        "--network-from-cluster-name",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("private keys"),
+        "the user is warned: {}",
+        text(&out)
+    );
+    assert!(
+        mesh.cluster("east").writes().is_empty(),
+        "--generate touches no cluster"
+    );
+    let yaml = std::fs::read_to_string(dir.join("east.yaml")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir.join("east.yaml"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(mesh.harness.kubeconfig_path()).unwrap();
+        let options = kube::config::KubeConfigOptions {
+            context: Some("east".into()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        for doc in yaml.split("\n---\n").skip(1) {
+            let value: Value = serde_yaml_ng::from_str(doc).unwrap();
+            match value["kind"].as_str().unwrap() {
+                "Namespace" => {
+                    let ns: k8s_openapi::api::core::v1::Namespace =
+                        serde_json::from_value(value).unwrap();
+                    kube::Api::all(client.clone())
+                        .create(&Default::default(), &ns)
+                        .await
+                        .unwrap();
+                }
+                "Secret" => {
+                    let s: k8s_openapi::api::core::v1::Secret =
+                        serde_json::from_value(value).unwrap();
+                    kube::Api::namespaced(client.clone(), "istio-system")
+                        .create(&Default::default(), &s)
+                        .await
+                        .unwrap();
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    });
+    verify_cluster(&mesh.cluster("east"), &mesh.work.path().join("check"));
+    let ns = mesh
+        .cluster("east")
+        .get("v1", "Namespace", None, "istio-system")
+        .unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["topology.istio.io/network"],
+        "east"
+    );
+}
+
+#[test]
+fn push_creates_is_idempotent_and_replaces_only_when_forced() {
+    let mesh = Mesh::new(&["c1"]);
+    let certs = tempfile::tempdir().unwrap();
+    let c = certs.path().display().to_string();
+    assert!(
+        meshtrust(&["demo", "--clusters", "a,b", "--out", &c])
+            .status
+            .success()
+    );
+    let kc = mesh.kubeconfig();
+    let push = |bundle: &str, extra: &[&str]| {
+        let b = format!("{c}/{bundle}");
+        let mut args = vec![
+            "push",
+            "--bundle",
+            &b,
+            "--context",
+            "c1",
+            "--kubeconfig",
+            &kc,
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = meshtrust(&args);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out, v)
+    };
+    let (out, v) = push("a", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(v["action"], "create");
+    mesh.cluster("c1").clear_requests();
+    let (out, v) = push("a", &[]);
+    assert!(out.status.success());
+    assert_eq!(v["action"], "unchanged");
+    assert!(mesh.cluster("c1").writes().is_empty());
+    let before = cacerts(&mesh.cluster("c1")).unwrap();
+    let (out, v) = push("b", &[]);
+    assert!(!out.status.success());
+    assert_eq!(v["action"], "conflict");
+    assert_eq!(
+        cacerts(&mesh.cluster("c1")).unwrap()["data"],
+        before["data"]
+    );
+    let (out, v) = push("b", &["--force", "--backup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(v["action"], "replace");
+    assert!(v["backup"].as_str().unwrap().starts_with("cacerts-backup-"));
+    // A bundle istiod would refuse is never pushed.
+    let broken = certs.path().join("a");
+    std::fs::remove_file(broken.join("root-cert.pem")).unwrap();
+    let snap = snapshot(certs.path());
+    let (out, _) = push("a", &["--force"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("root-cert.pem is missing"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(snapshot(certs.path()), snap);
+}

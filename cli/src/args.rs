@@ -305,8 +305,12 @@ pub struct BootstrapArgs {
     pub networks: Vec<String>,
     /// Write the manifests to DIR/<cluster>.yaml instead of applying them (GitOps). They hold
     /// private keys.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
     pub generate: Option<PathBuf>,
+    /// Read every cluster and show the plan (create / unchanged / conflict / replace);
+    /// issue nothing and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Namespace of istiod.
     #[arg(long, value_name = "NS", default_value = "istio-system")]
     pub namespace: String,

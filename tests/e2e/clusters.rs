@@ -419,3 +419,60 @@ fn push_creates_is_idempotent_and_replaces_only_when_forced() {
     );
     assert_eq!(snapshot(certs.path()), snap);
 }
+
+#[test]
+fn a_dry_run_shows_the_plan_and_writes_nothing() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    let (out, _) = mesh.bootstrap("c1", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    mesh.cluster("c1").clear_requests();
+    let (out, rows) = mesh.bootstrap("c1,c2", &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(row(&rows, "c1")["action"], "unchanged");
+    assert_eq!(row(&rows, "c2")["action"], "create");
+    assert_eq!(row(&rows, "c2")["result"], "planned");
+    for c in ["c1", "c2"] {
+        assert!(mesh.cluster(c).writes().is_empty(), "{c} was written to");
+    }
+    assert!(cacerts(&mesh.cluster("c2")).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_issues_from_aws_private_ca() {
+    use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
+    let pca = Emulator::start(Flavor::Faithful);
+    let arn = pca.root_ca("EC_prime256v1", true).await;
+    let mesh = Mesh::new(&["east", "west"]);
+    let (kc, root) = (mesh.kubeconfig(), mesh.root_out());
+    let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .args([
+            "bootstrap",
+            "--contexts",
+            "east,west",
+            "--kubeconfig",
+            &kc,
+            "--root-out",
+            &root,
+        ])
+        .args(["--issuer", "aws-pca", "--ca-arn", &arn])
+        .args([
+            "--endpoint-url",
+            &pca.url,
+            "--region",
+            "us-east-1",
+            "-o",
+            "json",
+        ])
+        .envs(AWS_TEST_ENV)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let east = verify_cluster(&mesh.cluster("east"), &mesh.work.path().join("e"));
+    let west = verify_cluster(&mesh.cluster("west"), &mesh.work.path().join("w"));
+    assert_eq!(east["anchor_fingerprint"], west["anchor_fingerprint"]);
+    assert_eq!(east["ca_cert"]["issuer"], "O=Acme, CN=Acme Mesh Root");
+    assert!(
+        !Path::new(&mesh.root_out()).exists(),
+        "no local root is created with an AWS issuer"
+    );
+}

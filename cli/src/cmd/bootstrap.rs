@@ -188,6 +188,31 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
         })
         .collect();
 
+    if args.dry_run {
+        progress.finish_and_clear();
+        let outcomes: Vec<Outcome> = targets
+            .iter()
+            .zip(&observed)
+            .zip(&actions)
+            .map(|((t, o), a)| match (o, a) {
+                (Ok((_, observed)), Some(action)) => {
+                    let mut row = outcome(t, observed, action, None, Ok(Applied::default()));
+                    row.result = if row.ok { "planned".into() } else { row.result };
+                    row
+                }
+                (Err(e), _) => failed(t, "unknown", None, format!("{e:#}")),
+                (Ok(_), None) => unreachable!("every observed cluster has a plan"),
+            })
+            .collect();
+        print_outcomes(&outcomes, args.output)?;
+        let blocked = outcomes.iter().any(|o| !o.ok);
+        return Ok(if blocked {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+
     // 2. Issue intermediates only where something will be written.
     let writers: Vec<ClusterName> = targets
         .iter()

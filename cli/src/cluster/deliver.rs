@@ -16,8 +16,8 @@ use super::secret::{CACERTS, backup_of, bundle_files};
 /// Label istiod and the ambient data plane read a namespace's network from.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";
 
-/// What was read from a cluster before deciding.
-#[derive(Debug)]
+/// What was read from a cluster before deciding. (`Debug` leaves the Secret's data out: it
+/// holds a private key.)
 pub struct Observed {
     /// The `cacerts` Secret, if any.
     pub secret: Option<Secret>,
@@ -27,6 +27,17 @@ pub struct Observed {
     pub network: Option<String>,
     /// Whether an istiod pod is running.
     pub istiod_running: bool,
+}
+
+impl std::fmt::Debug for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed")
+            .field("cacerts", &self.secret.as_ref().map(|s| bundle_files(s)))
+            .field("namespace_exists", &self.namespace_exists)
+            .field("network", &self.network)
+            .field("istiod_running", &self.istiod_running)
+            .finish()
+    }
 }
 
 impl Observed {

@@ -318,13 +318,19 @@ fn outcome(
         _ => None,
     };
     // What the cluster holds afterwards: the new bundle, or the one it kept.
-    let kept = observed.secret.as_ref().map(|s| {
-        verify_bundle(
-            &crate::cluster::secret::bundle_files(s),
-            &VerifyOptions::at(OffsetDateTime::now_utc()),
-        )
-    });
-    let shown = written.or(kept.as_ref());
+    let kept;
+    let shown = match written {
+        Some(r) => Some(r),
+        None => {
+            kept = observed.secret.as_ref().map(|s| {
+                verify_bundle(
+                    &crate::cluster::secret::bundle_files(s),
+                    &VerifyOptions::at(OffsetDateTime::now_utc()),
+                )
+            });
+            kept.as_ref()
+        }
+    };
     let (root_fingerprint, not_after) = match shown {
         Some(r) => (
             r.anchor_fingerprint.clone(),

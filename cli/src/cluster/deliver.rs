@@ -32,7 +32,7 @@ pub struct Observed {
 impl std::fmt::Debug for Observed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observed")
-            .field("cacerts", &self.secret.as_ref().map(|s| bundle_files(s)))
+            .field("cacerts", &self.secret.as_ref().map(bundle_files))
             .field("namespace_exists", &self.namespace_exists)
             .field("network", &self.network)
             .field("istiod_running", &self.istiod_running)

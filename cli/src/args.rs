@@ -44,6 +44,8 @@ pub enum Command {
     Push(PushArgs),
     /// Issue and deliver every cluster's `cacerts`, create istio-system, label the network.
     Bootstrap(BootstrapArgs),
+    /// Helm values for istiod, ztunnel and istio-cni of one cluster of the mesh.
+    Values(ValuesArgs),
 }
 
 /// `meshtrust root …`
@@ -323,6 +325,44 @@ pub struct BootstrapArgs {
     pub write: WriteOptions,
     #[command(flatten)]
     pub kube: KubeOptions,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust values`
+#[derive(Debug, ClapArgs)]
+pub struct ValuesArgs {
+    /// Cluster name (global.multiCluster.clusterName).
+    #[arg(long, value_name = "NAME", value_parser = cluster)]
+    pub cluster: ClusterName,
+    /// Network (global.network); default: the cluster name.
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+    /// Trust domain (meshConfig.trustDomain); default: <cluster>.local.
+    #[arg(long, value_name = "TD")]
+    pub trust_domain: Option<String>,
+    /// Platform differences (openshift: global.platform, istio-cni and ztunnel in kube-system).
+    #[arg(long, value_enum, default_value_t)]
+    pub platform: crate::peering::values::Platform,
+    /// License kept in a Secret: NAMESPACE/NAME (license.secretRef).
+    #[arg(long, value_name = "NS/NAME")]
+    pub license_secret: Option<String>,
+    /// Image hub (global.hub).
+    #[arg(long, value_name = "HUB")]
+    pub hub: Option<String>,
+    /// Image tag (global.tag), also the chart version in the helm lines.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Kube context for the helm lines; default: the cluster name.
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Write OUT/<cluster>/{istiod,ztunnel,istio-cni}.yaml instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace existing values files.
+    #[arg(long)]
+    pub force: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,

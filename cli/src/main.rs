@@ -6,6 +6,7 @@ mod cluster;
 mod cmd;
 mod duration;
 mod output;
+mod peering;
 mod write;
 
 use std::process::ExitCode;

@@ -7,6 +7,7 @@ mod inspect;
 mod issue;
 mod push;
 mod root;
+mod values;
 mod verify;
 
 use std::process::ExitCode;
@@ -23,5 +24,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Push(a) => push::run(a).await,
         Command::Bootstrap(a) => bootstrap::run(a).await,
+        Command::Values(a) => values::run(a),
     }
 }

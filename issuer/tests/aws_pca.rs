@@ -87,6 +87,7 @@ impl PcaApi for FakePca {
             return Err(ApiError::NotFound(format!("Resource {ARN} not found")));
         }
         let mut d = CaDescription::new(status.unwrap_or("ACTIVE"), "EC_prime256v1");
+        d.not_before = Some(self.ca.certificate().not_before());
         d.not_after = Some(self.ca.certificate().not_after());
         d.usage_mode = Some("GENERAL_PURPOSE".into());
         Ok(d)
@@ -233,6 +234,12 @@ async fn a_correct_answer_becomes_a_bundle_istiod_accepts() {
     assert_eq!(input.signing_algorithm, "SHA256WITHECDSA");
     assert_eq!(input.validity_days, 30);
     assert_eq!(input.idempotency_token.len(), 36);
+    let backdated = req.now - input.not_before.expect("ValidityNotBefore is set");
+    assert!(
+        backdated >= Duration::minutes(4)
+            || input.not_before == Some(fake.ca.certificate().not_before()),
+        "{backdated}"
+    );
     assert_eq!(issued.certificate.path_len(), Some(1));
     assert!(issued.notices.is_empty(), "{:?}", issued.notices);
     let bundle = CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle);

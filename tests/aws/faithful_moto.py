@@ -10,6 +10,7 @@ What stock moto 5.x does, and what this wrapper changes:
 | CA key follows KeyAlgorithm (RSA_*, EC_*)       | always RSA-2048                | follows KeyAlgorithm        |
 | SubordinateCACertificate_PathLen{0..3}/V1       | no basicConstraints at all     | CA:TRUE pathlen N, critical; keyUsage keyCertSign, cRLSign, digitalSignature, critical; SKI; AKI |
 | Validity (DAYS, MONTHS, YEARS, END_DATE)        | ignored, always 365 days       | honoured; beyond the CA's own expiry is a ValidationException |
+| ValidityNotBefore (ABSOLUTE)                    | ignored, always "now"          | honoured; before the CA's own start is a ValidationException |
 | SigningAlgorithm                                | ignored, always SHA-512        | honoured, must match the key |
 | IdempotencyToken                                | ignored (mints a new cert)     | same token + same CSR → same certificate ARN |
 | IssueCertificate on a CA that is not ACTIVE     | works                          | InvalidStateException, except the CA's own root certificate |
@@ -131,7 +132,19 @@ def _extensions(self, csr, template_arn):
 _original_extensions = models.CertificateAuthority._x509_extensions
 
 
-def _issue(self, csr_bytes, template_arn, validity=None, signing_algorithm=None, token=None):
+def _not_before(self, validity_not_before):
+    if not validity_not_before:
+        return utcnow()
+    if validity_not_before.get("Type") != "ABSOLUTE":
+        raise ValidationException("ValidityNotBefore must be of type ABSOLUTE in this emulator")
+    start = datetime.datetime.fromtimestamp(int(validity_not_before["Value"]), datetime.timezone.utc).replace(tzinfo=None)
+    ca_cert = self.certificate
+    if ca_cert is not None and start < ca_cert.not_valid_before_utc.replace(tzinfo=None):
+        raise ValidationException("ValidityNotBefore is before the CA certificate's validity starts")
+    return start
+
+
+def _issue(self, csr_bytes, template_arn, validity=None, signing_algorithm=None, token=None, validity_not_before=None):
     key = (token, csr_bytes)
     if token and key in self.issued_by_token:
         return self.issued_by_token[key]
@@ -149,7 +162,7 @@ def _issue(self, csr_bytes, template_arn, validity=None, signing_algorithm=None,
     kind, digest = SIGNING.get(signing_algorithm or "", (key_kind, hashes.SHA256))
     if kind != key_kind:
         raise ValidationException(f"SigningAlgorithm {signing_algorithm} does not match the CA's {key_kind} key")
-    not_before = utcnow()
+    not_before = _not_before(self, validity_not_before) if template_arn != ROOT_TEMPLATE else utcnow()
     not_after = _not_after(self, validity)
     ca_cert = self.certificate
     if ca_cert is not None and template_arn != ROOT_TEMPLATE and not_after > ca_cert.not_valid_after_utc.replace(tzinfo=None):
@@ -193,6 +206,7 @@ def _issue_response(self):
         validity=params.get("Validity"),
         signing_algorithm=params.get("SigningAlgorithm"),
         token=params.get("IdempotencyToken"),
+        validity_not_before=params.get("ValidityNotBefore"),
     )
     return json.dumps({"CertificateArn": arn})
 

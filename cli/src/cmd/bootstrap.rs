@@ -173,17 +173,18 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
         .collect()
         .await;
     let verify = VerifyOptions::at(now);
-    let actions: Vec<Option<Action>> = observed
-        .iter()
+    let planned: Vec<Result<(kube::Client, Observed, Action)>> = observed
+        .into_iter()
         .map(|o| {
-            o.as_ref().ok().map(|(_, obs)| {
-                plan(
+            o.map(|(client, obs)| {
+                let action = plan(
                     &obs.existing(),
                     &Desired::ChainsTo(&roots),
                     args.write.force,
                     args.write.backup,
                     &verify,
-                )
+                );
+                (client, obs, action)
             })
         })
         .collect();
@@ -192,16 +193,16 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
         progress.finish_and_clear();
         let outcomes: Vec<Outcome> = targets
             .iter()
-            .zip(&observed)
-            .zip(&actions)
-            .map(|((t, o), a)| match (o, a) {
-                (Ok((_, observed)), Some(action)) => {
+            .zip(&planned)
+            .map(|(t, p)| match p {
+                Ok((_, observed, action)) => {
                     let mut row = outcome(t, observed, action, None, Ok(Applied::default()));
-                    row.result = if row.ok { "planned".into() } else { row.result };
+                    if row.ok {
+                        row.result = "planned".into();
+                    }
                     row
                 }
-                (Err(e), _) => failed(t, "unknown", None, format!("{e:#}")),
-                (Ok(_), None) => unreachable!("every observed cluster has a plan"),
+                Err(e) => failed(t, format!("{e:#}")),
             })
             .collect();
         print_outcomes(&outcomes, args.output)?;
@@ -216,8 +217,8 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
     // 2. Issue intermediates only where something will be written.
     let writers: Vec<ClusterName> = targets
         .iter()
-        .zip(&actions)
-        .filter(|(_, a)| a.as_ref().is_some_and(Action::writes))
+        .zip(&planned)
+        .filter(|(_, p)| p.as_ref().is_ok_and(|(_, _, action)| action.writes()))
         .map(|(t, _)| t.cluster.clone())
         .collect();
     progress.set_message(format!("issuing {} intermediate(s)", writers.len()));
@@ -232,19 +233,18 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
     progress.set_message("writing");
     let jobs: Vec<_> = targets
         .iter()
-        .zip(observed)
-        .zip(actions)
-        .map(|((t, o), a)| (t.clone(), o, a, bundle_of.remove(&t.cluster)))
+        .zip(planned)
+        .map(|(t, p)| (t.clone(), p, bundle_of.remove(&t.cluster)))
         .collect();
     let outcomes: Vec<Outcome> = futures::stream::iter(jobs)
-        .map(|(t, observed, action, bundle)| {
+        .map(|(t, planned, bundle)| {
             let namespace = &args.namespace;
             let progress = &progress;
             let format = args.intermediate.format;
             async move {
-                let outcome = match (observed, action) {
-                    (Err(e), _) => failed(&t, "unknown", None, format!("{e:#}")),
-                    (Ok((client, observed)), Some(action)) => {
+                let outcome = match planned {
+                    Err(e) => failed(&t, format!("{e:#}")),
+                    Ok((client, observed, action)) => {
                         let files = bundle.as_ref().map(|b| b.bundle_files(format));
                         let report = files
                             .as_ref()
@@ -265,7 +265,6 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
                         .await;
                         outcome(&t, &observed, &action, report.as_ref(), result)
                     }
-                    (Ok(_), None) => unreachable!("every observed cluster has a plan"),
                 };
                 progress.inc(1);
                 outcome
@@ -291,12 +290,13 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn failed(t: &Target, action: &str, reason: Option<String>, error: String) -> Outcome {
+/// A cluster that could not be read: no plan was made.
+fn failed(t: &Target, error: String) -> Outcome {
     Outcome {
         cluster: t.cluster.to_string(),
         context: t.context.clone(),
-        action: action.to_string(),
-        reason,
+        action: "unknown".to_string(),
+        reason: None,
         root_fingerprint: None,
         not_after: None,
         ok: false,

@@ -163,8 +163,14 @@ pub async fn issue_bundles(
     }
     // Verify every bundle as istiod would before anything is written (in parallel: each
     // check signs and path-validates a test workload certificate).
+    // Checked at the time of checking, not of the request: a remote CA stamps notBefore
+    // with its own clock.
+    let checked_at = OffsetDateTime::now_utc().max(now);
     bundles.par_iter().try_for_each(|b| {
-        let report = verify_bundle(&b.bundle.bundle_files(opts.format), &VerifyOptions::at(now));
+        let report = verify_bundle(
+            &b.bundle.bundle_files(opts.format),
+            &VerifyOptions::at(checked_at),
+        );
         if report.accepted() {
             return Ok(());
         }

@@ -18,6 +18,8 @@ pub struct CaDescription {
     pub key_algorithm: String,
     /// `GENERAL_PURPOSE` or `SHORT_LIVED_CERTIFICATE`, when reported.
     pub usage_mode: Option<String>,
+    /// Start of the CA certificate's validity, once it has one.
+    pub not_before: Option<OffsetDateTime>,
     /// End of the CA certificate's validity, once it has one.
     pub not_after: Option<OffsetDateTime>,
 }
@@ -30,6 +32,7 @@ impl CaDescription {
             ca_type: "ROOT".to_string(),
             key_algorithm: key_algorithm.to_string(),
             usage_mode: None,
+            not_before: None,
             not_after: None,
         }
     }
@@ -49,6 +52,9 @@ pub struct IssueInput {
     pub template_arn: String,
     /// Validity in days (type `DAYS`).
     pub validity_days: i64,
+    /// `ValidityNotBefore` (type `ABSOLUTE`): backdated a little, so that a clock running
+    /// behind AWS's does not see a certificate that is not valid yet.
+    pub not_before: Option<OffsetDateTime>,
     /// Deterministic token: a retry returns the same certificate instead of a second one.
     pub idempotency_token: String,
 }

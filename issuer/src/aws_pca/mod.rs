@@ -88,10 +88,23 @@ pub fn validity_days(
     })
 }
 
+/// How far issued certificates are backdated, as the local issuer does.
+pub const BACKDATE: Duration = Duration::minutes(5);
+
+/// `ValidityNotBefore` for a request at `now`: backdated by [`BACKDATE`], never before the CA.
+pub fn backdated(now: OffsetDateTime, ca_not_before: Option<OffsetDateTime>) -> OffsetDateTime {
+    let t = now - BACKDATE;
+    match ca_not_before {
+        Some(ca) if ca > t => ca,
+        _ => t,
+    }
+}
+
 /// What is read from the CA once per run.
 #[derive(Debug)]
 struct CaFacts {
     signing_algorithm: &'static str,
+    not_before: Option<OffsetDateTime>,
     not_after: Option<OffsetDateTime>,
     usage_mode: Option<String>,
     /// The root at the top of the CA's own chain.
@@ -221,6 +234,7 @@ impl AwsPcaIssuer {
         }
         Ok(CaFacts {
             signing_algorithm,
+            not_before: desc.not_before,
             not_after: desc.not_after,
             usage_mode: desc.usage_mode,
             root,
@@ -279,6 +293,7 @@ impl Issuer for AwsPcaIssuer {
             signing_algorithm: facts.signing_algorithm.to_string(),
             template_arn: template.clone(),
             validity_days: days,
+            not_before: Some(backdated(request.now, facts.not_before)),
             idempotency_token: idempotency_token(cluster, request.csr.der()),
         };
         let cert_arn = self
@@ -358,5 +373,62 @@ impl Issuer for AwsPcaIssuer {
             trust_bundle: trust,
             notices,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn requests_are_backdated_but_never_before_the_ca() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        assert_eq!(backdated(now, None), now - BACKDATE);
+        assert_eq!(
+            backdated(now, Some(now - Duration::days(1))),
+            now - BACKDATE
+        );
+        assert_eq!(
+            backdated(now, Some(now - Duration::minutes(1))),
+            now - Duration::minutes(1)
+        );
+    }
+
+    #[test]
+    fn validity_is_cut_to_the_ca_and_refused_when_it_has_no_day_left() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        assert_eq!(
+            validity_days(now, Duration::days(730), None),
+            Ok((730, false))
+        );
+        assert_eq!(
+            validity_days(now, Duration::days(730), Some(now + Duration::days(100))),
+            Ok((100, true))
+        );
+        assert_eq!(
+            validity_days(now, Duration::hours(3), None),
+            Ok((1, false)),
+            "at least one day"
+        );
+        assert!(validity_days(now, Duration::days(30), Some(now + Duration::hours(5))).is_err());
+    }
+
+    #[test]
+    fn templates_and_signing_algorithms_follow_aws() {
+        assert_eq!(
+            template_arn(0).unwrap(),
+            "arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1"
+        );
+        assert!(template_arn(4).is_err());
+        assert_eq!(signing_algorithm("EC_prime256v1"), Some("SHA256WITHECDSA"));
+        assert_eq!(signing_algorithm("EC_secp384r1"), Some("SHA384WITHECDSA"));
+        assert_eq!(signing_algorithm("RSA_4096"), Some("SHA256WITHRSA"));
+        assert_eq!(signing_algorithm("SM2"), None);
+        let a = idempotency_token("east", b"csr");
+        assert_eq!(a, idempotency_token("east", b"csr"));
+        assert_ne!(a, idempotency_token("west", b"csr"));
+        assert_ne!(a, idempotency_token("east", b"csr2"));
+        assert_eq!(a.len(), 36);
     }
 }

@@ -132,6 +132,7 @@ impl PcaApi for SdkPca {
                 .map(|c| c.key_algorithm().as_str().to_string())
                 .unwrap_or_default(),
             usage_mode: ca.usage_mode().map(|u| u.as_str().to_string()),
+            not_before: time_of(ca.not_before()),
             not_after: time_of(ca.not_after()),
         })
     }
@@ -156,9 +157,20 @@ impl PcaApi for SdkPca {
             .r#type(ValidityPeriodType::Days)
             .build()
             .map_err(|e| ApiError::Other(e.to_string()))?;
+        let not_before = match input.not_before {
+            Some(t) => Some(
+                Validity::builder()
+                    .value(t.unix_timestamp())
+                    .r#type(ValidityPeriodType::Absolute)
+                    .build()
+                    .map_err(|e| ApiError::Other(e.to_string()))?,
+            ),
+            None => None,
+        };
         let out = self
             .client
             .issue_certificate()
+            .set_validity_not_before(not_before)
             .certificate_authority_arn(&input.ca_arn)
             .csr(Blob::new(input.csr_pem.as_bytes()))
             .signing_algorithm(SigningAlgorithm::from(input.signing_algorithm.as_str()))

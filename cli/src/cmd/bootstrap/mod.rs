@@ -3,7 +3,6 @@
 //! carried out in parallel, one failing cluster never stopping the others.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,11 +17,12 @@ use time::OffsetDateTime;
 use super::{issue, root};
 use crate::args::{BootstrapArgs, IssuerKind, Output};
 use crate::cluster::client::Access;
-use crate::cluster::deliver::{Applied, NETWORK_LABEL, Observed, apply, observe};
+use crate::cluster::deliver::{Applied, Observed, apply, observe};
 use crate::cluster::plan::{Action, Desired, plan};
 use crate::cluster::secret::cacerts_secret;
 use crate::output;
-use crate::write::{self, KEY_MODE};
+
+mod generate;
 
 /// One cluster to bootstrap.
 #[derive(Clone, Debug)]
@@ -140,7 +140,7 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
     let issuer = issuer(&args, now).await?;
     let roots = issuer.trust_bundle().await?.fingerprints();
     if let Some(dir) = &args.generate {
-        return generate(&args, dir, &targets, issuer, now).await;
+        return generate::run(&args, dir, &targets, issuer, now).await;
     }
 
     let access = Access {
@@ -406,69 +406,4 @@ fn print_outcomes(outcomes: &[Outcome], output: Output) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `--generate DIR`: DIR/<cluster>.yaml with the Namespace and the Secret, for GitOps.
-async fn generate(
-    args: &BootstrapArgs,
-    dir: &Path,
-    targets: &[Target],
-    issuer: Arc<dyn Issuer>,
-    now: OffsetDateTime,
-) -> Result<ExitCode> {
-    let clusters: Vec<ClusterName> = targets.iter().map(|t| t.cluster.clone()).collect();
-    if !args.write.force {
-        for c in &clusters {
-            let path = dir.join(format!("{c}.yaml"));
-            if path.exists() {
-                bail!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                );
-            }
-        }
-    }
-    let (bundles, notices) =
-        issue::issue_bundles(issuer, &clusters, &args.intermediate, now).await?;
-    write::ensure_dir(dir)?;
-    let mut written = Vec::new();
-    for (t, b) in targets.iter().zip(&bundles) {
-        let files = b.bundle.bundle_files(args.intermediate.format);
-        let report = verify_bundle(&files, &VerifyOptions::at(now));
-        let mut namespace = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": { "name": args.namespace },
-        });
-        if let Some(n) = &t.network {
-            namespace["metadata"]["labels"] = serde_json::json!({ NETWORK_LABEL: n });
-        }
-        let mut secret = serde_json::to_value(cacerts_secret(&args.namespace, &files, &report))?;
-        secret["apiVersion"] = "v1".into();
-        secret["kind"] = "Secret".into();
-        let yaml = format!(
-            "# meshtrust bootstrap --generate: cluster {} — this file holds a PRIVATE KEY.\n# Keep it out of git unless encrypted (SOPS, sealed-secrets).\n---\n{}---\n{}",
-            t.cluster,
-            serde_yaml_ng::to_string(&namespace)?,
-            serde_yaml_ng::to_string(&secret)?
-        );
-        let path = dir.join(format!("{}.yaml", t.cluster));
-        write::write_file(&path, yaml.as_bytes(), KEY_MODE, args.write.force)?;
-        written.push(path.display().to_string());
-    }
-    for n in &notices {
-        eprintln!("warning: {n}");
-    }
-    eprintln!(
-        "warning: the manifests in {} hold private keys (0600): keep them out of git unless encrypted",
-        dir.display()
-    );
-    if args.output == Output::Json {
-        output::json(&written)?;
-    } else {
-        for w in &written {
-            println!("{w}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

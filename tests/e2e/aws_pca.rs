@@ -6,8 +6,7 @@ use std::process::{Command, Output};
 
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
 use meshtrust_testkit::{
-    openssl, openssl_key_matches_cert, openssl_verify, sign_workload_cert, snapshot, text,
-    webpki_verify,
+    assert_bundle_independently_valid, openssl, sign_workload_cert, snapshot, text, webpki_verify,
 };
 
 fn meshtrust(args: &[&str]) -> Output {
@@ -21,18 +20,8 @@ fn meshtrust(args: &[&str]) -> Output {
 }
 
 fn assert_bundle(dir: &Path) -> serde_json::Value {
-    let (cert, key, chain, root) = (
-        dir.join("ca-cert.pem"),
-        dir.join("ca-key.pem"),
-        dir.join("cert-chain.pem"),
-        dir.join("root-cert.pem"),
-    );
-    openssl_verify(&root, &chain, &cert)
-        .unwrap_or_else(|e| panic!("openssl verify {}: {e}", dir.display()));
-    assert!(openssl_key_matches_cert(&key, &cert), "{}", dir.display());
-    let leaf = sign_workload_cert(&cert, &key);
-    webpki_verify(&leaf, &[&chain], &root)
-        .unwrap_or_else(|e| panic!("webpki {}: {e}", dir.display()));
+    assert_bundle_independently_valid(dir);
+    let cert = dir.join("ca-cert.pem");
     let out = meshtrust(&["verify", &dir.display().to_string(), "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let info = meshtrust(&["inspect", &cert.display().to_string(), "-o", "json"]);

@@ -125,6 +125,32 @@ pub fn webpki_verify(leaf_pem: &str, chain: &[&Path], roots: &Path) -> Result<()
     Ok(())
 }
 
+/// The checks every istio-layout bundle directory must pass with verifiers that are not
+/// meshtrust's: `openssl verify -CAfile root-cert.pem -untrusted cert-chain.pem ca-cert.pem`,
+/// openssl's view of key and certificate agreeing, and rustls-webpki path-validating a
+/// workload certificate signed with `ca-key.pem` through `cert-chain.pem` to `root-cert.pem`.
+///
+/// # Panics
+/// On the first check that fails, naming the directory.
+pub fn assert_bundle_independently_valid(dir: &Path) {
+    let (cert, key, chain, root) = (
+        dir.join("ca-cert.pem"),
+        dir.join("ca-key.pem"),
+        dir.join("cert-chain.pem"),
+        dir.join("root-cert.pem"),
+    );
+    openssl_verify(&root, &chain, &cert)
+        .unwrap_or_else(|e| panic!("openssl verify {}: {e}", dir.display()));
+    assert!(
+        openssl_key_matches_cert(&key, &cert),
+        "{}: key and certificate differ (openssl)",
+        dir.display()
+    );
+    let leaf = sign_workload_cert(&cert, &key);
+    webpki_verify(&leaf, &[&chain], &root)
+        .unwrap_or_else(|e| panic!("webpki {}: {e}", dir.display()));
+}
+
 /// Every regular file under `dir` with its bytes and mode, sorted: a snapshot to prove that
 /// a failed command changed nothing.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {

@@ -101,6 +101,13 @@ where
     }
 }
 
+fn pem(certificate: Option<&str>, chain: Option<&str>) -> IssuedPem {
+    IssuedPem {
+        certificate: certificate.unwrap_or_default().to_string(),
+        chain: chain.map(str::to_string),
+    }
+}
+
 fn time_of(t: Option<&aws_sdk_acmpca::primitives::DateTime>) -> Option<OffsetDateTime> {
     t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
 }
@@ -145,10 +152,7 @@ impl PcaApi for SdkPca {
             .send()
             .await
             .map_err(classify)?;
-        Ok(IssuedPem {
-            certificate: out.certificate().unwrap_or_default().to_string(),
-            chain: out.certificate_chain().map(str::to_string),
-        })
+        Ok(pem(out.certificate(), out.certificate_chain()))
     }
 
     async fn issue_certificate(&self, input: &IssueInput) -> Result<String, ApiError> {
@@ -222,9 +226,6 @@ impl PcaApi for SdkPca {
             .send()
             .await
             .map_err(classify)?;
-        Ok(IssuedPem {
-            certificate: out.certificate().unwrap_or_default().to_string(),
-            chain: out.certificate_chain().map(str::to_string),
-        })
+        Ok(pem(out.certificate(), out.certificate_chain()))
     }
 }

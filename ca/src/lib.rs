@@ -18,8 +18,7 @@
 //! let params = IntermediateParams::new(ClusterName::new("cluster1")?);
 //! let key = PrivateKey::generate(params.key_type)?;
 //! let signed = root.sign_intermediate(&params.csr(&key)?, &params.profile(), now)?;
-//! let trust = TrustBundle::new(vec![root.certificate().clone()])?;
-//! let bundle = CaCerts::new(signed.certificate, key, vec![root.certificate().clone()], trust);
+//! let bundle = root.cacerts(signed.certificate, key);
 //!
 //! let files = bundle.bundle_files(BundleFormat::Istio);
 //! assert!(verify_bundle(&files, &VerifyOptions::at(now)).accepted());

@@ -5,10 +5,12 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::bundle::CaCerts;
 use crate::cert::Certificate;
 use crate::error::{Error, Result, crypto};
 use crate::key::{KeyType, PrivateKey};
 use crate::serial::random_serial;
+use crate::trust::TrustBundle;
 
 /// How far `not_before` is backdated, to tolerate clock skew between machines.
 pub(crate) const BACKDATE: Duration = Duration::minutes(5);
@@ -150,6 +152,22 @@ impl RootCa {
     /// The root key.
     pub fn key(&self) -> &PrivateKey {
         &self.key
+    }
+
+    /// The trust bundle of this root alone.
+    pub fn trust_bundle(&self) -> TrustBundle {
+        TrustBundle::of(self.cert.clone())
+    }
+
+    /// A cluster's bundle for an intermediate this root signed: the chain is the root, and
+    /// so is the trust bundle.
+    pub fn cacerts(&self, intermediate: Certificate, key: PrivateKey) -> CaCerts {
+        CaCerts::new(
+            intermediate,
+            key,
+            vec![self.cert.clone()],
+            self.trust_bundle(),
+        )
     }
 }
 

@@ -22,6 +22,11 @@ impl TrustBundle {
         Ok(TrustBundle { roots })
     }
 
+    /// A bundle of one root (cannot be empty, so cannot fail).
+    pub fn of(root: Certificate) -> TrustBundle {
+        TrustBundle { roots: vec![root] }
+    }
+
     /// Parses a PEM file of roots; `name` is used in error messages.
     pub fn from_pem(name: &str, pem: &[u8]) -> Result<TrustBundle> {
         TrustBundle::new(Certificate::all_from_pem(name, pem)?)

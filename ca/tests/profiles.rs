@@ -188,13 +188,7 @@ fn every_key_type_yields_a_bundle_istiod_accepts() {
             expected,
             "{key_type}"
         );
-        let trust = TrustBundle::new(vec![root.certificate().clone()]).unwrap();
-        let bundle = CaCerts::new(
-            signed.certificate,
-            key,
-            vec![root.certificate().clone()],
-            trust,
-        );
+        let bundle = root.cacerts(signed.certificate, key);
         let files = bundle.bundle_files(BundleFormat::Istio);
         let report = verify_bundle(&files, &VerifyOptions::at(NOW));
         assert!(report.accepted(), "{key_type}: {:?}", report.findings);

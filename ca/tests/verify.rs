@@ -21,13 +21,7 @@ fn mesh() -> Mesh {
     let signed = root
         .sign_intermediate(&params.csr(&key).unwrap(), &params.profile(), NOW)
         .unwrap();
-    let trust = TrustBundle::new(vec![root.certificate().clone()]).unwrap();
-    let bundle = CaCerts::new(
-        signed.certificate,
-        key,
-        vec![root.certificate().clone()],
-        trust,
-    );
+    let bundle = root.cacerts(signed.certificate, key);
     Mesh {
         root,
         other_root,
@@ -229,7 +223,7 @@ fn the_report_names_the_anchor_root() {
 #[test]
 fn trust_bundles_grow_as_byte_supersets() {
     let m = mesh();
-    let old = TrustBundle::new(vec![m.root.certificate().clone()]).unwrap();
+    let old = m.root.trust_bundle();
     let both = old.with_root(m.other_root.certificate().clone());
     assert!(is_byte_superset(
         both.to_pem().as_bytes(),
@@ -244,7 +238,7 @@ fn trust_bundles_grow_as_byte_supersets() {
         both,
         "adding a present root changes nothing"
     );
-    let unrelated = TrustBundle::new(vec![m.other_root.certificate().clone()]).unwrap();
+    let unrelated = m.other_root.trust_bundle();
     assert!(!is_byte_superset(
         unrelated.to_pem().as_bytes(),
         old.to_pem().as_bytes()

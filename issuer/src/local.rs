@@ -71,10 +71,7 @@ impl Issuer for LocalIssuer {
     }
 
     async fn trust_bundle(&self) -> Result<TrustBundle> {
-        TrustBundle::new(vec![self.root.certificate().clone()]).map_err(|cause| Error::Ca {
-            context: self.location.clone(),
-            cause,
-        })
+        Ok(self.root.trust_bundle())
     }
 
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
@@ -85,12 +82,8 @@ impl Issuer for LocalIssuer {
                 context: format!("signing the intermediate for cluster {}", request.cluster),
                 cause,
             })?;
-        let root = self.root.certificate().clone();
-        let chain = vec![root.clone()];
-        let trust = TrustBundle::new(vec![root]).map_err(|cause| Error::Ca {
-            context: self.location.clone(),
-            cause,
-        })?;
+        let chain = vec![self.root.certificate().clone()];
+        let trust = self.root.trust_bundle();
         let problems = check_issued(
             &request.csr,
             &request.profile,

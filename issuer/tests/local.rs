@@ -86,7 +86,7 @@ fn loading_a_root_directory_names_what_is_missing() {
 fn check_issued_finds_every_mismatch() {
     let root = RootParams::default().self_signed(NOW).unwrap();
     let other = RootParams::default().self_signed(NOW).unwrap();
-    let trust = TrustBundle::new(vec![root.certificate().clone()]).unwrap();
+    let trust = root.trust_bundle();
     let (_, req) = request("c1");
     let (_, other_req) = request("c2");
     let good = root

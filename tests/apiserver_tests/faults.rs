@@ -3,21 +3,11 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use meshtrust_testkit::apiserver::{Fault, FaultRule, Harness, Method};
 
-use crate::{client, config, status};
-
-fn cm(name: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        ..ConfigMap::default()
-    }
-}
+use crate::{client, cm, config, status};
 
 #[tokio::test]
 async fn the_second_matching_request_gets_a_500_and_changes_nothing() {

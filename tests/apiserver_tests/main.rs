@@ -12,7 +12,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
 use kube::{Client, Config};
 use meshtrust_testkit::apiserver::Harness;
@@ -20,21 +19,23 @@ use serde_json::{Value, json};
 
 /// The kube-rs configuration for one context of the harness's kubeconfig.
 pub async fn config(h: &Harness, context: &str) -> Config {
-    // The AWS SDK in this test binary enables aws-lc-rs too; rustls needs one provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(h.kubeconfig_path()).expect("the kubeconfig parses");
-    let options = KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..KubeConfigOptions::default()
-    };
-    Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("the context loads")
+    h.kube_config(context).await
 }
 
 /// A kube-rs client for one context of the harness's kubeconfig.
 pub async fn client(h: &Harness, context: &str) -> Client {
-    Client::try_from(config(h, context).await).expect("a client")
+    h.kube_client(context).await
+}
+
+/// A ConfigMap with only a name.
+pub fn cm(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..kube::api::ObjectMeta::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The `Status` of a failed call; panics on success or a non-API error.

@@ -4,9 +4,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{
-    DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
 use meshtrust_testkit::apiserver::{Fault, FaultRule, Harness, Method};
@@ -14,19 +12,9 @@ use serde_json::json;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::timeout;
 
-use crate::client;
+use crate::{client, cm};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn cm(name: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        ..ConfigMap::default()
-    }
-}
 
 /// A readable summary of a watcher event.
 fn summary(e: &Event<ConfigMap>) -> String {

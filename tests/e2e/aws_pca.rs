@@ -19,6 +19,23 @@ fn meshtrust(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `meshtrust CMD --issuer aws-pca --ca-arn ARN` against `pca`, then `rest`.
+fn meshtrust_aws(cmd: &str, pca: &Emulator, arn: &str, rest: &[&str]) -> Output {
+    let mut args = vec![
+        cmd,
+        "--issuer",
+        "aws-pca",
+        "--ca-arn",
+        arn,
+        "--endpoint-url",
+        &pca.url,
+        "--region",
+        "us-east-1",
+    ];
+    args.extend_from_slice(rest);
+    meshtrust(&args)
+}
+
 fn assert_bundle(dir: &Path) -> serde_json::Value {
     assert_bundle_independently_valid(dir);
     let cert = dir.join("ca-cert.pem");
@@ -35,25 +52,21 @@ async fn intermediates_from_a_faithful_aws_private_ca_are_valid_istio_bundles() 
         let arn = pca.root_ca(algorithm, true).await;
         let out = tempfile::tempdir().unwrap();
         let o = out.path().display().to_string();
-        let run = meshtrust(&[
+        let run = meshtrust_aws(
             "cacerts",
-            "--issuer",
-            "aws-pca",
-            "--ca-arn",
+            &pca,
             &arn,
-            "--endpoint-url",
-            &pca.url,
-            "--region",
-            "us-east-1",
-            "--cluster",
-            "east,west",
-            "--out",
-            &o,
-            "--path-len",
-            "1",
-            "--validity",
-            "90d",
-        ]);
+            &[
+                "--cluster",
+                "east,west",
+                "--out",
+                &o,
+                "--path-len",
+                "1",
+                "--validity",
+                "90d",
+            ],
+        );
         assert!(run.status.success(), "{algorithm}: {}", text(&run));
         let mut roots = Vec::new();
         for c in ["east", "west"] {
@@ -109,21 +122,7 @@ async fn demo_accepts_the_aws_issuer_too() {
     let arn = pca.root_ca("EC_prime256v1", true).await;
     let out = tempfile::tempdir().unwrap();
     let o = out.path().display().to_string();
-    let run = meshtrust(&[
-        "demo",
-        "--issuer",
-        "aws-pca",
-        "--ca-arn",
-        &arn,
-        "--endpoint-url",
-        &pca.url,
-        "--region",
-        "us-east-1",
-        "--clusters",
-        "c1",
-        "--out",
-        &o,
-    ]);
+    let run = meshtrust_aws("demo", &pca, &arn, &["--clusters", "c1", "--out", &o]);
     assert!(run.status.success(), "{}", text(&run));
     assert!(text(&run).contains(&arn));
     assert!(
@@ -140,21 +139,7 @@ async fn stock_moto_returns_a_certificate_that_is_not_a_ca_and_nothing_is_writte
     let out = tempfile::tempdir().unwrap();
     let before = snapshot(out.path());
     let o = out.path().join("certs").display().to_string();
-    let run = meshtrust(&[
-        "cacerts",
-        "--issuer",
-        "aws-pca",
-        "--ca-arn",
-        &arn,
-        "--endpoint-url",
-        &pca.url,
-        "--region",
-        "us-east-1",
-        "--cluster",
-        "c1",
-        "--out",
-        &o,
-    ]);
+    let run = meshtrust_aws("cacerts", &pca, &arn, &["--cluster", "c1", "--out", &o]);
     assert!(!run.status.success());
     let msg = text(&run);
     for want in [
@@ -184,21 +169,7 @@ async fn a_ca_that_is_not_active_or_does_not_exist_is_refused_clearly() {
         ),
         (missing.as_str(), vec!["was not found", "--region"]),
     ] {
-        let run = meshtrust(&[
-            "cacerts",
-            "--issuer",
-            "aws-pca",
-            "--ca-arn",
-            arn,
-            "--endpoint-url",
-            &pca.url,
-            "--region",
-            "us-east-1",
-            "--cluster",
-            "c1",
-            "--out",
-            &o,
-        ]);
+        let run = meshtrust_aws("cacerts", &pca, arn, &["--cluster", "c1", "--out", &o]);
         assert!(!run.status.success());
         for want in wants {
             assert!(text(&run).contains(want), "`{want}` not in: {}", text(&run));

@@ -312,17 +312,7 @@ fn generated_manifests_apply_cleanly_to_an_empty_cluster() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(mesh.harness.kubeconfig_path()).unwrap();
-        let options = kube::config::KubeConfigOptions {
-            context: Some("east".into()),
-            ..Default::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let client = mesh.harness.kube_client("east").await;
         for doc in yaml.split("\n---\n").skip(1) {
             let value: Value = serde_yaml_ng::from_str(doc).unwrap();
             match value["kind"].as_str().unwrap() {

@@ -128,14 +128,8 @@ mod tests {
         let signed = root
             .sign_intermediate(&params.csr(&key).unwrap(), &params.profile(), now)
             .unwrap();
-        let trust = TrustBundle::new(vec![root.certificate().clone()]).unwrap();
-        CaCerts::new(
-            signed.certificate,
-            key,
-            vec![root.certificate().clone()],
-            trust,
-        )
-        .bundle_files(BundleFormat::Istio)
+        root.cacerts(signed.certificate, key)
+            .bundle_files(BundleFormat::Istio)
     }
 
     fn present(files: BundleFiles) -> Existing {

@@ -11,12 +11,12 @@ use meshtrust_ca::{
     verify_bundle,
 };
 use meshtrust_issuer::aws_pca::{AwsOptions, RetryPolicy, SdkPca};
-use meshtrust_issuer::{AwsPcaIssuer, IssueRequest, Issuer};
+use meshtrust_issuer::{AwsPcaIssuer, IssueRequest, Issuer, LocalIssuer};
 use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::args::{IntermediateOptions, IssuerOptions, Output};
+use crate::args::{IntermediateOptions, IssuerKind, IssuerOptions, Output};
 use crate::duration;
 use crate::output;
 use crate::write::{CERT_MODE, KEY_MODE, StagedDir, sync_dir, sync_filesystem};
@@ -80,6 +80,24 @@ pub fn unique(clusters: Vec<ClusterName>) -> Vec<ClusterName> {
         .into_iter()
         .filter(|c| seen.insert(c.clone()))
         .collect()
+}
+
+/// The issuer that `--issuer` and `--root` name: the local root in `root`, or AWS Private
+/// CA. `None` when the local issuer is chosen without a root (each command decides what
+/// that means: `cacerts` refuses, `bootstrap` uses its saved root).
+pub async fn chosen_issuer(
+    opts: &IssuerOptions,
+    root: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<dyn Issuer>>> {
+    match (opts.issuer, root) {
+        (IssuerKind::Local, Some(dir)) => Ok(Some(Arc::new(LocalIssuer::from_dir(dir, now)?))),
+        (IssuerKind::Local, None) => Ok(None),
+        (IssuerKind::AwsPca, Some(_)) => bail!(
+            "--root is for --issuer local; with --issuer aws-pca the root lives in AWS Private CA"
+        ),
+        (IssuerKind::AwsPca, None) => Ok(Some(aws_issuer(opts).await?)),
+    }
 }
 
 /// The AWS Private CA issuer for `opts`, or an error saying what is missing.

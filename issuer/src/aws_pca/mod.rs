@@ -264,11 +264,7 @@ impl Issuer for AwsPcaIssuer {
     }
 
     async fn trust_bundle(&self) -> Result<TrustBundle> {
-        let root = self.facts().await?.root.clone();
-        TrustBundle::new(vec![root]).map_err(|cause| Error::Ca {
-            context: self.ca_arn.clone(),
-            cause,
-        })
+        Ok(TrustBundle::of(self.facts().await?.root.clone()))
     }
 
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
@@ -345,10 +341,7 @@ impl Issuer for AwsPcaIssuer {
                 ),
             ));
         }
-        let trust = TrustBundle::new(vec![facts.root.clone()]).map_err(|cause| Error::Ca {
-            context: arn.to_string(),
-            cause,
-        })?;
+        let trust = TrustBundle::of(facts.root.clone());
         let problems = check_issued(&request.csr, &request.profile, &certificate, &chain, &trust);
         if !problems.is_empty() {
             return Err(self.rejected(&template, cluster, problems.join("; ")));

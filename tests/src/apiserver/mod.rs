@@ -175,6 +175,32 @@ impl Harness {
         &self.kubeconfig
     }
 
+    /// The kube-rs configuration for `cluster`'s context, e.g. to set timeouts.
+    ///
+    /// # Panics
+    /// When the kubeconfig or the context cannot be read.
+    pub async fn kube_config(&self, cluster: &str) -> kube::Config {
+        // The AWS SDK in the test binaries enables aws-lc-rs too; rustls needs one provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the kubeconfig parses");
+        let options = kube::config::KubeConfigOptions {
+            context: Some(cluster.to_string()),
+            ..kube::config::KubeConfigOptions::default()
+        };
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .expect("the context loads")
+    }
+
+    /// A kube-rs client for `cluster`'s context.
+    ///
+    /// # Panics
+    /// As [`Harness::kube_config`].
+    pub async fn kube_client(&self, cluster: &str) -> kube::Client {
+        kube::Client::try_from(self.kube_config(cluster).await).expect("a client")
+    }
+
     /// The cluster names, in the order given to [`Harness::start`].
     pub fn cluster_names(&self) -> Vec<String> {
         self.clusters

@@ -15,7 +15,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{issue, root};
-use crate::args::{BootstrapArgs, IssuerKind, Output};
+use crate::args::{BootstrapArgs, Output};
 use crate::cluster::client::Access;
 use crate::cluster::deliver::{Applied, Observed, apply, observe};
 use crate::cluster::plan::{Action, Desired, plan};
@@ -106,32 +106,27 @@ fn targets(args: &BootstrapArgs) -> Result<Vec<Target>> {
     Ok(out)
 }
 
-/// The issuer: `--root`, AWS Private CA, or the root in `--root-out` (created when absent).
+/// The issuer: `--root`, AWS Private CA, or the root in `--root-out` (created when absent,
+/// reused on reruns so that they converge).
 async fn issuer(args: &BootstrapArgs, now: OffsetDateTime) -> Result<Arc<dyn Issuer>> {
-    match (args.issuer.issuer, &args.root) {
-        (IssuerKind::AwsPca, Some(_)) => bail!(
-            "--root is for --issuer local; with --issuer aws-pca the root lives in AWS Private CA"
-        ),
-        (IssuerKind::AwsPca, None) => issue::aws_issuer(&args.issuer).await,
-        (IssuerKind::Local, Some(dir)) => Ok(Arc::new(LocalIssuer::from_dir(dir, now)?)),
-        (IssuerKind::Local, None) if args.root_out.join("root-key.pem").exists() => {
-            eprintln!("using the root in {}", args.root_out.display());
-            Ok(Arc::new(LocalIssuer::from_dir(&args.root_out, now)?))
-        }
-        (IssuerKind::Local, None) => {
-            let mut params = RootParams::default();
-            params.key_type = args.intermediate.key_type;
-            params.organization = args.intermediate.org.clone();
-            let local = LocalIssuer::new(params.self_signed(now)?);
-            let summary = root::write_root(&args.root_out, local.root(), false, false)?;
-            eprintln!(
-                "created a root CA in {} ({}); root-key.pem is 0600 — keep it safe, every cluster trusts it",
-                summary.dir,
-                output::short(&summary.sha256_fingerprint, 23)
-            );
-            Ok(Arc::new(LocalIssuer::from_dir(&args.root_out, now)?))
-        }
+    if let Some(issuer) = issue::chosen_issuer(&args.issuer, args.root.as_deref(), now).await? {
+        return Ok(issuer);
     }
+    if args.root_out.join("root-key.pem").exists() {
+        eprintln!("using the root in {}", args.root_out.display());
+        return Ok(Arc::new(LocalIssuer::from_dir(&args.root_out, now)?));
+    }
+    let mut params = RootParams::default();
+    params.key_type = args.intermediate.key_type;
+    params.organization = args.intermediate.org.clone();
+    let local = LocalIssuer::new(params.self_signed(now)?);
+    let summary = root::write_root(&args.root_out, local.root(), false, false)?;
+    eprintln!(
+        "created a root CA in {} ({}); root-key.pem is 0600 — keep it safe, every cluster trusts it",
+        summary.dir,
+        output::short(&summary.sha256_fingerprint, 23)
+    );
+    Ok(Arc::new(LocalIssuer::from_dir(&args.root_out, now)?))
 }
 
 pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {

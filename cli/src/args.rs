@@ -46,6 +46,12 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Helm values for istiod, ztunnel and istio-cni of one cluster of the mesh.
     Values(ValuesArgs),
+    /// Label the network and create a cluster's east-west gateway (server-side apply).
+    Expose(ExposeArgs),
+    /// Link clusters with istio-remote peer gateways — only clusters that share a root.
+    Link(LinkArgs),
+    /// Check pods, gateways, peers, and what istioctl does not: cacerts, shared roots, expiry.
+    Check(CheckArgs),
 }
 
 /// `meshtrust root …`
@@ -319,6 +325,18 @@ pub struct BootstrapArgs {
     /// Clusters worked on at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Then peer the clusters: label, expose, link every pair, check.
+    #[arg(long, conflicts_with_all = ["generate", "dry_run"], requires = "contexts")]
+    pub peering: bool,
+    /// With --peering: east-west data-plane traffic through NodePorts.
+    #[arg(long, requires = "peering")]
+    pub nodeport: bool,
+    /// With --peering: namespace of the east-west and peer gateways.
+    #[arg(long, value_name = "NS", default_value = crate::peering::gateway::EASTWEST_NAMESPACE)]
+    pub eastwest_namespace: String,
+    /// With --peering: how long to wait for each east-west gateway to be programmed.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_std)]
+    pub peering_timeout: std::time::Duration,
     #[command(flatten)]
     pub intermediate: IntermediateOptions,
     #[command(flatten)]
@@ -363,6 +381,103 @@ pub struct ValuesArgs {
     /// Replace existing values files.
     #[arg(long)]
     pub force: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// Where the peering objects live.
+#[derive(Debug, ClapArgs)]
+pub struct PeeringNamespaces {
+    /// Namespace of the east-west and peer gateways.
+    #[arg(long, value_name = "NS", default_value = crate::peering::gateway::EASTWEST_NAMESPACE)]
+    pub namespace: String,
+    /// Namespace of istiod.
+    #[arg(long, value_name = "NS", default_value = "istio-system")]
+    pub istio_namespace: String,
+}
+
+/// `meshtrust expose`
+#[derive(Debug, ClapArgs)]
+pub struct ExposeArgs {
+    /// Kubeconfig context (default: the current one).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub namespaces: PeeringNamespaces,
+    /// Network of the cluster (global.network); istio-system is labelled with it. Default:
+    /// istio-system's current topology.istio.io/network label.
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+    /// Peers reach this cluster's data plane through NodePorts (xDS still uses the load
+    /// balancer's stable address).
+    #[arg(long)]
+    pub nodeport: bool,
+    /// Region label (topology.kubernetes.io/region) of the gateway.
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// Zone label (topology.kubernetes.io/zone) of the gateway.
+    #[arg(long, value_name = "Z")]
+    pub zone: Option<String>,
+    /// Print the Gateway as YAML instead of applying it (the cluster is still read).
+    #[arg(long, conflicts_with = "wait")]
+    pub generate: bool,
+    /// Wait until the gateway reports Programmed=True.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_std)]
+    pub timeout: std::time::Duration,
+    /// Take over fields of the Gateway that another field manager owns.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kube: KubeOptions,
+}
+
+/// `meshtrust link`
+#[derive(Debug, ClapArgs)]
+pub struct LinkArgs {
+    /// Link every pair of these contexts, both ways.
+    #[arg(long, value_name = "CTX,…", value_delimiter = ',', conflicts_with_all = ["from", "to"], required_unless_present = "from")]
+    pub contexts: Vec<String>,
+    /// Asymmetric link: services in this context may reach --to.
+    #[arg(long, value_name = "CTX", requires = "to")]
+    pub from: Option<String>,
+    /// Asymmetric link: the context reached from --from.
+    #[arg(long, value_name = "CTX", requires = "from")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub namespaces: PeeringNamespaces,
+    /// Prefer the peers' NodePorts for data-plane traffic.
+    #[arg(long)]
+    pub nodeport: bool,
+    /// Print the peer Gateways as YAML (per source cluster) instead of applying them.
+    #[arg(long)]
+    pub generate: bool,
+    /// Link even clusters that share no root CA (their mTLS will fail).
+    #[arg(long)]
+    pub skip_trust_check: bool,
+    /// Take over fields of the Gateways that another field manager owns.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub kube: KubeOptions,
+}
+
+/// `meshtrust check`
+#[derive(Debug, ClapArgs)]
+pub struct CheckArgs {
+    /// Contexts to check, comma-separated (default: the current one).
+    #[arg(long, value_name = "CTX,…", value_delimiter = ',')]
+    pub contexts: Vec<String>,
+    #[command(flatten)]
+    pub namespaces: PeeringNamespaces,
+    /// Before linking: no peer gateways yet is not a failure.
+    #[arg(long)]
+    pub precheck: bool,
+    #[command(flatten)]
+    pub kube: KubeOptions,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,

@@ -2,9 +2,12 @@
 
 mod bootstrap;
 mod cacerts;
+mod check;
 mod demo;
+mod expose;
 mod inspect;
 mod issue;
+mod link;
 mod push;
 mod root;
 mod values;
@@ -25,5 +28,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Push(a) => push::run(a).await,
         Command::Bootstrap(a) => bootstrap::run(a).await,
         Command::Values(a) => values::run(a),
+        Command::Expose(a) => expose::run(a).await,
+        Command::Link(a) => link::run(a).await,
+        Command::Check(a) => check::run(a).await,
     }
 }

@@ -23,6 +23,7 @@ use crate::cluster::secret::cacerts_secret;
 use crate::output;
 
 mod generate;
+mod peering;
 
 /// One cluster to bootstrap.
 #[derive(Clone, Debug)]
@@ -281,6 +282,9 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
             outcomes.len()
         );
         return Ok(ExitCode::FAILURE);
+    }
+    if args.peering {
+        return peering::run(&args, &access, &targets).await;
     }
     Ok(ExitCode::SUCCESS)
 }

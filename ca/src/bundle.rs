@@ -44,6 +44,31 @@ impl BundleFormat {
         }
     }
 
+    /// The file that holds the CA certificate (first) and, in the tls form, its issuers.
+    pub fn cert_file(self) -> &'static str {
+        match self {
+            BundleFormat::Istio => "ca-cert.pem",
+            BundleFormat::Tls => "tls.crt",
+        }
+    }
+
+    /// The file that holds the chain from the CA certificate upwards (`tls.crt` in the tls
+    /// form, where it is also [`Self::cert_file`]).
+    pub fn chain_file(self) -> &'static str {
+        match self {
+            BundleFormat::Istio => "cert-chain.pem",
+            BundleFormat::Tls => "tls.crt",
+        }
+    }
+
+    /// The file that holds the trusted roots.
+    pub fn trust_file(self) -> &'static str {
+        match self {
+            BundleFormat::Istio => "root-cert.pem",
+            BundleFormat::Tls => "ca.crt",
+        }
+    }
+
     /// The format istiod would pick for a set of file names: tls when `tls.crt` is present.
     pub fn detect<'a>(mut names: impl Iterator<Item = &'a str>) -> BundleFormat {
         if names.any(|n| n == "tls.crt") {

@@ -8,6 +8,10 @@
 //! - [`IntermediateParams`] → [`Csr`] → [`RootCa::sign_intermediate`]: a cluster's CA.
 //! - [`CaCerts`]: Istio's `cacerts` files, in the istio or kubernetes.io/tls form.
 //! - [`verify_bundle`]: would istiod accept this bundle, and would its workloads validate?
+//! - [`reissue_reason`]: must a cluster's intermediate be reissued, and why ([`RenewalPolicy`],
+//!   [`Backoff`] for retries).
+//! - [`plan_rotation`]: the next step of a zero-downtime root rotation, from what the
+//!   clusters hold.
 //!
 //! ```
 //! use meshtrust_ca::*;
@@ -34,7 +38,9 @@ mod error;
 mod fingerprint;
 mod intermediate;
 mod key;
+mod renewal;
 mod root;
+mod rotation;
 mod serial;
 mod trust;
 mod verify;
@@ -49,7 +55,15 @@ pub use intermediate::{
     validity_window,
 };
 pub use key::{KeyAlgorithm, KeyType, PrivateKey};
+pub use renewal::{
+    Backoff, DesiredIntermediate, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason,
+};
 pub use root::{RootCa, RootParams};
+pub use rotation::{
+    BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, RotationBlocked,
+    RotationPhase, RotationPlan, RotationRoot, mutual_trust_ok, plan_rotation,
+    shared_root_pairs_ok,
+};
 pub use trust::{TrustBundle, is_byte_superset};
 pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};
 

@@ -52,6 +52,12 @@ pub enum Command {
     Link(LinkArgs),
     /// Check pods, gateways, peers, and what istioctl does not: cacerts, shared roots, expiry.
     Check(CheckArgs),
+    /// Run the trust controller: keep every cluster's intermediate valid, rotate roots.
+    Controller(ControllerArgs),
+    /// Print the MeshTrust CustomResourceDefinition (YAML).
+    Crd,
+    /// Per-cluster state of every MeshTrust: expiry, renewal, root, rotation phase, errors.
+    Status(StatusArgs),
 }
 
 /// `meshtrust root …`
@@ -476,6 +482,71 @@ pub struct CheckArgs {
     /// Before linking: no peer gateways yet is not a failure.
     #[arg(long)]
     pub precheck: bool,
+    #[command(flatten)]
+    pub kube: KubeOptions,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust controller`
+#[derive(Debug, ClapArgs)]
+pub struct ControllerArgs {
+    /// Kubeconfig context of the management cluster (default: the current one, or the
+    /// in-cluster service account).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// The controller's namespace: kubeconfig Secrets and its Lease live there.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "meshtrust-system"
+    )]
+    pub namespace: String,
+    /// This replica's identity in the leader Lease.
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "meshtrust-controller")]
+    pub lease_name: String,
+    /// How long a Lease is valid without renewal.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration::parse_std)]
+    pub lease_duration: std::time::Duration,
+    /// A leader that cannot renew within this steps down.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_std)]
+    pub renew_deadline: std::time::Duration,
+    /// How often the Lease is renewed or tried.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration::parse_std)]
+    pub retry_period: std::time::Duration,
+    /// Longest time between two reconciles of a MeshTrust (catches drift in member clusters).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse_std)]
+    pub resync: std::time::Duration,
+    /// First delay after a failed issuance; doubles per failure.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    pub backoff_base: Duration,
+    /// Longest delay between issuance attempts.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    pub backoff_cap: Duration,
+    /// Test only: a file holding a number of seconds added to the clock.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub clock_offset_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: KubeOptions,
+}
+
+/// `meshtrust status`
+#[derive(Debug, ClapArgs)]
+pub struct StatusArgs {
+    /// Kubeconfig context of the management cluster (default: the current one).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
+    /// Only this MeshTrust (default: all).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub kube: KubeOptions,
     /// Output format.

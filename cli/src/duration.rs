@@ -5,17 +5,21 @@
 
 use time::Duration;
 
-/// Parses `<number><unit>` with unit `s`, `m` (minutes), `h`, `d`, `w` or `y` (365 days).
+/// Parses `<number><unit>` with unit `ms`, `s`, `m` (minutes), `h`, `d`, `w` or `y` (365
+/// days).
 pub fn parse(text: &str) -> Result<Duration, String> {
     let fail = || {
         format!(
-            "invalid duration `{text}`: use a whole number followed by s, m, h, d, w or y (e.g. 90d, 2y, 8760h, 30s)"
+            "invalid duration `{text}`: use a whole number followed by ms, s, m, h, d, w or y (e.g. 90d, 2y, 8760h, 30s)"
         )
     };
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
     let (digits, unit) = t.split_at(split);
     let n: i64 = digits.parse().map_err(|_| fail())?;
+    if n > 0 && unit == "ms" {
+        return Ok(Duration::milliseconds(n));
+    }
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -38,7 +42,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 
 /// [`parse`] for timeouts (`std::time::Duration`).
 pub fn parse_std(text: &str) -> Result<std::time::Duration, String> {
-    parse(text).map(|d| std::time::Duration::from_secs(d.whole_seconds().unsigned_abs()))
+    parse(text).map(|d| d.unsigned_abs())
 }
 
 /// Formats a remaining lifetime compactly: `1y 214d`, `29d 3h`, `5h 12m`, `expired 3d ago`.

@@ -4,9 +4,11 @@
 mod args;
 mod cluster;
 mod cmd;
+mod controller;
 mod duration;
 mod output;
 mod peering;
+mod server;
 mod write;
 
 use std::process::ExitCode;

@@ -26,6 +26,15 @@ impl LocalIssuer {
         }
     }
 
+    /// An issuer for a root already in memory, named `location` in messages (e.g. the
+    /// Secret it was read from).
+    pub fn named(root: RootCa, location: impl Into<String>) -> LocalIssuer {
+        LocalIssuer {
+            root,
+            location: location.into(),
+        }
+    }
+
     /// Loads `DIR/root-cert.pem` and `DIR/root-key.pem`, checking that the root can sign at `now`.
     pub fn from_dir(dir: &Path, now: OffsetDateTime) -> Result<LocalIssuer> {
         let shown = dir.display().to_string();

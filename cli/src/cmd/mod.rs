@@ -3,13 +3,16 @@
 mod bootstrap;
 mod cacerts;
 mod check;
+mod controller;
+mod crd;
 mod demo;
 mod expose;
 mod inspect;
-mod issue;
+pub(crate) mod issue;
 mod link;
 mod push;
 mod root;
+mod status;
 mod values;
 mod verify;
 
@@ -31,5 +34,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Expose(a) => expose::run(a).await,
         Command::Link(a) => link::run(a).await,
         Command::Check(a) => check::run(a).await,
+        Command::Controller(a) => controller::run(a).await,
+        Command::Crd => crd::run(),
+        Command::Status(a) => status::run(a).await,
     }
 }

@@ -118,6 +118,25 @@ impl Cluster {
         store.list(id, namespace).cloned().collect()
     }
 
+    /// Every version of one object the server stored (creations, updates, deletion), oldest
+    /// first, each with the instant it was stored: instants order writes across clusters.
+    /// Bounded by the watch history (4096 changes per cluster).
+    pub fn history(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Vec<(std::time::Instant, Value)> {
+        let store = self.store();
+        let id = Self::resource(&store, api_version, kind);
+        store
+            .history_of(id, namespace, name)
+            .into_iter()
+            .map(|(at, _, v)| (at, v))
+            .collect()
+    }
+
     /// Removes an object at once (finalizers are ignored; a Namespace takes its objects
     /// with it); watches see `DELETED`. Returns the removed object.
     pub fn delete(

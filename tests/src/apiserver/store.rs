@@ -35,6 +35,8 @@ pub(crate) struct Change {
     pub object: Value,
     /// The object before the change, for `Modified` (to tell selector entries and exits).
     pub previous: Option<Value>,
+    /// When the change was made (to order changes across clusters in tests).
+    pub at: std::time::Instant,
 }
 
 /// `(resource, namespace or "", name)`.
@@ -150,6 +152,7 @@ impl Store {
             ChangeKind::Added
         };
         self.record(Change {
+            at: std::time::Instant::now(),
             rv: self.rv,
             resource: id,
             kind,
@@ -166,6 +169,7 @@ impl Store {
         self.rv += 1;
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         self.record(Change {
+            at: std::time::Instant::now(),
             rv: self.rv,
             resource: id,
             kind: ChangeKind::Deleted,
@@ -195,6 +199,24 @@ impl Store {
             return Err(ApiError::expired(rv, self.oldest_watchable));
         }
         Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
+    }
+
+    /// Every change of one object still in the history, oldest first, with when it was made.
+    pub fn history_of(
+        &self,
+        id: ResourceId,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Vec<(std::time::Instant, ChangeKind, Value)> {
+        self.history
+            .iter()
+            .filter(|c| {
+                c.resource == id
+                    && meta::name(&c.object) == name
+                    && namespace.is_none_or(|ns| meta::namespace(&c.object) == ns)
+            })
+            .map(|c| (c.at, c.kind, c.object.clone()))
+            .collect()
     }
 
     /// Forgets the whole history, as an etcd compaction does: watches from any earlier

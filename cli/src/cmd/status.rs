@@ -1,0 +1,144 @@
+//! `meshtrust status`: what the controller reports, per MeshTrust and cluster.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::args::{Output, StatusArgs};
+use crate::cluster::client::Access;
+use crate::controller::crd::{Condition, MeshTrust, find_condition};
+use crate::duration::human;
+use crate::output;
+
+#[derive(Serialize)]
+struct Row {
+    meshtrust: String,
+    cluster: String,
+    ready: String,
+    reason: String,
+    not_after: Option<String>,
+    time_left: Option<String>,
+    renewal_time: Option<String>,
+    root: Option<String>,
+    phase: Option<String>,
+    failed_attempts: u32,
+    last_error: Option<String>,
+}
+
+pub async fn run(args: StatusArgs) -> Result<ExitCode> {
+    let access = Access {
+        kubeconfig: args.kube.kubeconfig.clone(),
+        timeout: Some(args.kube.request_timeout),
+    };
+    let client = access.client(args.context.as_deref()).await?;
+    let api: Api<MeshTrust> = Api::all(client);
+    let items = match &args.name {
+        Some(n) => vec![api.get(n).await.with_context(|| format!("cannot read MeshTrust {n}"))?],
+        None => api
+            .list(&ListParams::default())
+            .await
+            .context("cannot list MeshTrust resources (is the CRD installed? `meshtrust crd | kubectl apply -f -`)")?
+            .items,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut rows = Vec::new();
+    let mut all_ready = true;
+    for mt in &items {
+        let status = mt.status.clone().unwrap_or_default();
+        let phase = status.rotation.as_ref().map(|r| r.phase.clone());
+        if status.clusters.is_empty() {
+            let overall = find_condition(&status.conditions, Condition::READY);
+            all_ready = false;
+            rows.push(Row {
+                meshtrust: mt.name_any(),
+                cluster: "-".into(),
+                ready: overall.map_or("Unknown".into(), |c| format!("{:?}", c.status)),
+                reason: overall.map_or("NotReconciled".into(), |c| c.reason.clone()),
+                not_after: None,
+                time_left: None,
+                renewal_time: None,
+                root: None,
+                phase: phase.clone(),
+                failed_attempts: 0,
+                last_error: overall.map(|c| c.message.clone()),
+            });
+        }
+        for c in &status.clusters {
+            let ready = find_condition(&c.conditions, Condition::READY);
+            let is_ready = ready.is_some_and(|r| format!("{:?}", r.status) == "True");
+            all_ready &= is_ready;
+            let left = c
+                .not_after
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .map(|t| {
+                    if t <= now {
+                        "expired".to_string()
+                    } else {
+                        human(t - now)
+                    }
+                });
+            rows.push(Row {
+                meshtrust: mt.name_any(),
+                cluster: c.name.clone(),
+                ready: ready.map_or("Unknown".into(), |r| format!("{:?}", r.status)),
+                reason: ready.map_or(String::new(), |r| r.reason.clone()),
+                not_after: c.not_after.clone(),
+                time_left: left,
+                renewal_time: c.renewal_time.clone(),
+                root: c.trusted_roots.first().map(|f| output::short(f, 17)),
+                phase: phase.clone(),
+                failed_attempts: c.failed_issuance_attempts,
+                last_error: c.last_error.clone(),
+            });
+        }
+    }
+    if args.output == Output::Json {
+        output::json(&rows)?;
+    } else if rows.is_empty() {
+        println!("no MeshTrust resources");
+    } else {
+        let mut t = output::table([
+            "MESHTRUST",
+            "CLUSTER",
+            "READY",
+            "NOT AFTER",
+            "LEFT",
+            "RENEWAL",
+            "ROOT",
+            "PHASE",
+            "LAST ERROR",
+        ]);
+        for r in &rows {
+            t.add_row([
+                r.meshtrust.clone(),
+                r.cluster.clone(),
+                if r.reason.is_empty() || r.reason == "Ready" {
+                    r.ready.clone()
+                } else {
+                    format!("{} ({})", r.ready, r.reason)
+                },
+                r.not_after.clone().unwrap_or_else(|| "-".into()),
+                r.time_left.clone().unwrap_or_else(|| "-".into()),
+                r.renewal_time.clone().unwrap_or_else(|| "-".into()),
+                r.root.clone().unwrap_or_else(|| "-".into()),
+                r.phase.clone().unwrap_or_else(|| "-".into()),
+                r.last_error
+                    .as_deref()
+                    .map(|e| e.chars().take(60).collect())
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        println!("{t}");
+    }
+    Ok(if all_ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

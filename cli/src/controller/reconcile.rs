@@ -866,6 +866,11 @@ async fn publish(ctx: &Context, mt: &MeshTrust, type_: EventType, reason: &str, 
 
 async fn write_status(ctx: &Context, mt: &MeshTrust, status: &MeshTrustStatus) -> Result<()> {
     let api: Api<MeshTrust> = Api::all(ctx.client.clone());
+    let mut status = serde_json::to_value(status)?;
+    // A merge patch leaves out fields alone: clear a finished rotation explicitly.
+    if status.get("rotation").is_none() {
+        status["rotation"] = serde_json::Value::Null;
+    }
     let patch = serde_json::json!({ "status": status });
     api.patch_status(
         &mt.name_any(),

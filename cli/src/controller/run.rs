@@ -71,7 +71,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     let (leading_tx, mut leading_rx) = watch::channel(false);
     let elector = Elector::new(client.clone(), lease)?;
     let election = tokio::spawn(elector.run(leading_tx, stopped(stop_rx.clone())));
-    // A follower is ready to take over; the leader becomes ready once it has reconciled.
+    // Every replica that serves and takes part in the election is ready: a follower is
+    // ready to take over. The last reconcile's outcome is shown by /readyz.
     health.set_ready();
 
     let shutting = Arc::clone(&health);

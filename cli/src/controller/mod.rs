@@ -3,9 +3,13 @@
 
 pub mod clock;
 pub mod crd;
+#[cfg(test)]
+mod fixtures;
 pub mod issuers;
 pub mod leader;
 pub mod members;
 pub mod metrics;
 pub mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
 pub mod run;

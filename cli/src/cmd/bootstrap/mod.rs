@@ -131,6 +131,11 @@ async fn issuer(args: &BootstrapArgs, now: OffsetDateTime) -> Result<Arc<dyn Iss
 }
 
 pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
+    if args.peering && args.output == Output::Json {
+        bail!(
+            "--peering reports its steps as text; drop -o json, and run `meshtrust check -o json` afterwards for a machine-readable report"
+        );
+    }
     let now = OffsetDateTime::now_utc();
     let targets = targets(&args)?;
     let issuer = issuer(&args, now).await?;

@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+mod rotate;
 pub mod run;

@@ -13,9 +13,8 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use meshtrust_ca::{
-    Backoff, BundleFiles, BundleFormat, ClusterName, ClusterTrust, DesiredIntermediate,
-    IntermediateAction, RenewalPolicy, RotationPhase, RotationRoot, VerifyOptions, plan_rotation,
-    reissue_reason, verify_bundle,
+    Backoff, BundleFiles, ClusterName, DesiredIntermediate, RenewalPolicy, RotationPhase,
+    VerifyOptions, reissue_reason, verify_bundle,
 };
 use meshtrust_issuer::Issuer;
 use time::OffsetDateTime;
@@ -73,17 +72,17 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// One member cluster as read this round.
-struct Member<'a> {
-    spec: &'a ClusterSpec,
-    name: ClusterName,
-    read: Result<(Client, Observed)>,
+pub(super) struct Member<'a> {
+    pub(super) spec: &'a ClusterSpec,
+    pub(super) name: ClusterName,
+    pub(super) read: Result<(Client, Observed)>,
 }
 
 /// The outcome of one cluster this round.
-struct Outcome {
-    status: ClusterStatus,
+pub(super) struct Outcome {
+    pub(super) status: ClusterStatus,
     /// When this cluster next needs attention.
-    next: Option<OffsetDateTime>,
+    pub(super) next: Option<OffsetDateTime>,
 }
 
 /// Reconciles one `MeshTrust`.
@@ -151,9 +150,9 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
 
     let mut outcomes = None;
     if let Some(rotation) = &signers.rotation {
-        match rotate(ctx, mt, &spec, &members, rotation, now).await {
-            RotationRound::Finished => {}
-            RotationRound::InProgress {
+        match super::rotate::rotate(ctx, mt, &spec, &members, rotation, now).await {
+            super::rotate::RotationRound::Finished => {}
+            super::rotate::RotationRound::InProgress {
                 phase,
                 message,
                 outcomes: o,
@@ -268,10 +267,10 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
 }
 
 /// The spec's intermediate parameters, typed.
-struct Spec {
-    options: IntermediateOptions,
-    policy: RenewalPolicy,
-    namespace: String,
+pub(super) struct Spec {
+    pub(super) options: IntermediateOptions,
+    pub(super) policy: RenewalPolicy,
+    pub(super) namespace: String,
 }
 
 impl Spec {
@@ -412,19 +411,7 @@ async fn renew(
                 ),
             );
         }
-        set_condition(
-            &mut status.conditions,
-            Condition::ready(
-                true,
-                "Ready",
-                "cacerts is valid and current",
-                now,
-                generation,
-            ),
-        );
-        record_metrics(ctx, &status, true);
-        let next = parse_time(&status.renewal_time);
-        return Outcome { status, next };
+        return up_to_date(ctx, status, now, generation);
     };
 
     // Still serving while renewing: Ready stays True until the bundle is actually bad.
@@ -451,6 +438,7 @@ async fn renew(
                     generation,
                 ),
             );
+            set_ready_while_reissuing(&mut status, serving, &reissue, now, generation);
             record_metrics(ctx, &status, serving);
             return Outcome {
                 status,
@@ -486,19 +474,7 @@ async fn renew(
                 &mut status.conditions,
                 Condition::issuing(false, "Issued", message, now, generation),
             );
-            set_condition(
-                &mut status.conditions,
-                Condition::ready(
-                    true,
-                    "Ready",
-                    "cacerts is valid and current",
-                    now,
-                    generation,
-                ),
-            );
-            record_metrics(ctx, &status, true);
-            let next = parse_time(&status.renewal_time);
-            Outcome { status, next }
+            up_to_date(ctx, status, now, generation)
         }
         Err(e) => {
             let message = format!("{e:#}");
@@ -525,18 +501,7 @@ async fn renew(
                     generation,
                 ),
             );
-            if !serving {
-                set_condition(
-                    &mut status.conditions,
-                    Condition::ready(
-                        false,
-                        reissue.reason.as_str(),
-                        reissue.message,
-                        now,
-                        generation,
-                    ),
-                );
-            }
+            set_ready_while_reissuing(&mut status, serving, &reissue, now, generation);
             record_metrics(ctx, &status, serving);
             Outcome {
                 next: Some(ctx.backoff.retry_at(now, status.failed_issuance_attempts)),
@@ -544,6 +509,60 @@ async fn renew(
             }
         }
     }
+}
+
+/// A cluster holding a valid, current bundle: Ready, and next looked at when it is due.
+fn up_to_date(
+    ctx: &Context,
+    mut status: ClusterStatus,
+    now: OffsetDateTime,
+    generation: Option<i64>,
+) -> Outcome {
+    set_condition(
+        &mut status.conditions,
+        Condition::ready(
+            true,
+            "Ready",
+            "cacerts is valid and current",
+            now,
+            generation,
+        ),
+    );
+    record_metrics(ctx, &status, true);
+    let next = parse_time(&status.renewal_time);
+    Outcome { status, next }
+}
+
+/// Ready while a reissue is pending: a bundle that is only due for renewal still serves
+/// (Ready True, saying renewal is pending); anything else is not ready, for the reason.
+fn set_ready_while_reissuing(
+    status: &mut ClusterStatus,
+    serving: bool,
+    reissue: &meshtrust_ca::Reissue,
+    now: OffsetDateTime,
+    generation: Option<i64>,
+) {
+    let ready = if serving {
+        Condition::ready(
+            true,
+            "Ready",
+            format!(
+                "cacerts is valid; its renewal is pending ({} failed attempt(s))",
+                status.failed_issuance_attempts
+            ),
+            now,
+            generation,
+        )
+    } else {
+        Condition::ready(
+            false,
+            reissue.reason.as_str(),
+            reissue.message.clone(),
+            now,
+            generation,
+        )
+    };
+    set_condition(&mut status.conditions, ready);
 }
 
 /// Issues a new intermediate for one cluster and writes it, exactly as `bootstrap` does.
@@ -569,7 +588,7 @@ async fn issue_and_deliver(
 /// Writes `files` as the cluster's `cacerts` (create, or replace with the observed
 /// resourceVersion; a Secret meshtrust did not write is backed up first).
 #[allow(clippy::too_many_arguments)]
-async fn deliver(
+pub(super) async fn deliver(
     _ctx: &Context,
     spec: &Spec,
     m: &Member<'_>,
@@ -610,7 +629,7 @@ async fn deliver(
 }
 
 /// Fills the certificate fields of a cluster's status from its bundle.
-fn describe(
+pub(super) fn describe(
     status: &mut ClusterStatus,
     files: Option<&BundleFiles>,
     policy: &RenewalPolicy,
@@ -627,7 +646,7 @@ fn describe(
     }
 }
 
-fn record_metrics(ctx: &Context, status: &ClusterStatus, ready: bool) {
+pub(super) fn record_metrics(ctx: &Context, status: &ClusterStatus, ready: bool) {
     if let (Some(na), Some(rt)) = (
         parse_time(&status.not_after),
         parse_time(&status.renewal_time),
@@ -638,219 +657,13 @@ fn record_metrics(ctx: &Context, status: &ClusterStatus, ready: bool) {
         .set_ready(&status.name, if ready { "True" } else { "False" });
 }
 
-enum RotationRound {
-    /// Every cluster trusts and is issued by the new root only.
-    Finished,
-    /// A phase is under way (or blocked).
-    InProgress {
-        phase: &'static str,
-        message: String,
-        outcomes: Vec<Outcome>,
-    },
-}
-
-/// One round of a root rotation: plan from what every cluster holds, write the current
-/// phase's steps, report. Nothing is written unless every cluster could be read.
-async fn rotate(
+pub(super) async fn publish(
     ctx: &Context,
     mt: &MeshTrust,
-    spec: &Spec,
-    members: &[Member<'_>],
-    rotation: &super::issuers::Rotation,
-    now: OffsetDateTime,
-) -> RotationRound {
-    let generation = mt.metadata.generation;
-    let old = rotation.old.root().certificate();
-    let new = rotation.new.root().certificate();
-    let mut trusts = Vec::new();
-    let mut unreadable = Vec::new();
-    for m in members {
-        match &m.read {
-            Err(e) => unreadable.push(format!("{e:#}")),
-            Ok((_, o)) => match &o.secret {
-                None => trusts.push(None),
-                Some(s) => match ClusterTrust::from_bundle(
-                    m.name.clone(),
-                    &crate::cluster::secret::bundle_files(s),
-                ) {
-                    Ok(t) => trusts.push(Some(t)),
-                    Err(e) => unreadable.push(format!("cluster {}: {e}", m.spec.name)),
-                },
-            },
-        }
-    }
-    let blocked = |message: String, reason: &str| {
-        let outcomes = members
-            .iter()
-            .map(|m| {
-                let mut status = ClusterStatus {
-                    name: m.spec.name.clone(),
-                    ..ClusterStatus::default()
-                };
-                if let Ok((_, o)) = &m.read {
-                    let files = o.secret.as_ref().map(crate::cluster::secret::bundle_files);
-                    describe(&mut status, files.as_ref(), &spec.policy, now);
-                }
-                set_condition(
-                    &mut status.conditions,
-                    Condition::ready(false, reason, message.clone(), now, generation),
-                );
-                Outcome {
-                    status,
-                    next: Some(now + ctx.backoff.base),
-                }
-            })
-            .collect();
-        RotationRound::InProgress {
-            phase: "Blocked",
-            message,
-            outcomes,
-        }
-    };
-    if !unreadable.is_empty() {
-        return blocked(
-            format!(
-                "rotation paused: every cluster must be read before a step ({})",
-                unreadable.join("; ")
-            ),
-            "ClusterUnreachable",
-        );
-    }
-    let plan = match plan_rotation(old, new, &trusts) {
-        Ok(p) => p,
-        Err(b) => {
-            publish(
-                ctx,
-                mt,
-                EventType::Warning,
-                "RotationBlocked",
-                &b.to_string(),
-            )
-            .await;
-            return blocked(b.to_string(), b.reason.as_str());
-        }
-    };
-    if plan.is_finished() {
-        return RotationRound::Finished;
-    }
-    let mut failures = Vec::new();
-    let mut outcomes = Vec::new();
-    for (i, m) in members.iter().enumerate() {
-        let (client, observed) = m.read.as_ref().expect("every member was read");
-        let current = observed
-            .secret
-            .as_ref()
-            .map(crate::cluster::secret::bundle_files);
-        let mut status = ClusterStatus {
-            name: m.spec.name.clone(),
-            ..ClusterStatus::default()
-        };
-        let mut written = current.clone();
-        if let meshtrust_ca::ClusterStep::Write(w) = &plan.steps[i] {
-            let result = async {
-                let files = match (w.intermediate, &current) {
-                    (IntermediateAction::Keep, Some(files)) => {
-                        let format = trusts[i]
-                            .as_ref()
-                            .map_or(spec.options.format, |t| t.format());
-                        with_trust(files, format, &w.trust_pem)
-                    }
-                    (IntermediateAction::Keep, None) => {
-                        anyhow::bail!("internal: keep the intermediate of a cluster without one")
-                    }
-                    (IntermediateAction::Issue(root), _) => {
-                        let issuer: Arc<dyn Issuer> = match root {
-                            RotationRoot::Old => Arc::clone(&rotation.old) as Arc<dyn Issuer>,
-                            RotationRoot::New => Arc::clone(&rotation.new) as Arc<dyn Issuer>,
-                        };
-                        let (mut bundles, _) = issue_bundles(
-                            issuer,
-                            std::slice::from_ref(&m.name),
-                            &spec.options,
-                            now,
-                        )
-                        .await?;
-                        let b = bundles.pop().context("internal: nothing issued")?;
-                        let files = b.bundle.bundle_files(spec.options.format);
-                        with_trust(&files, spec.options.format, &w.trust_pem)
-                    }
-                };
-                let reason = format!(
-                    "root rotation phase {} ({})",
-                    plan.phase.number(),
-                    plan.phase.as_str()
-                );
-                deliver(ctx, spec, m, client, observed, &files, &reason, now).await?;
-                Ok::<_, anyhow::Error>(files)
-            }
-            .await;
-            match result {
-                Ok(files) => {
-                    publish(
-                        ctx,
-                        mt,
-                        EventType::Normal,
-                        "RootRotation",
-                        &format!(
-                            "cluster {}: phase {} ({}) written",
-                            m.spec.name,
-                            plan.phase.number(),
-                            plan.phase.as_str()
-                        ),
-                    )
-                    .await;
-                    written = Some(files);
-                }
-                Err(e) => {
-                    let message = format!("cluster {}: {e:#}", m.spec.name);
-                    publish(ctx, mt, EventType::Warning, "RotationFailed", &message).await;
-                    ctx.metrics.reconcile_failed("RotationFailed");
-                    status.last_error = Some(message.clone());
-                    status.last_failure_time = Some(timestamp(now));
-                    failures.push(message);
-                }
-            }
-        }
-        describe(&mut status, written.as_ref(), &spec.policy, now);
-        let ready = written.is_some() && status.last_error.is_none();
-        set_condition(
-            &mut status.conditions,
-            Condition::ready(
-                ready,
-                if ready { "Ready" } else { "RotationFailed" },
-                format!("root rotation phase {}", plan.phase.number()),
-                now,
-                generation,
-            ),
-        );
-        record_metrics(ctx, &status, ready);
-        outcomes.push(Outcome { status, next: None });
-    }
-    let message = if failures.is_empty() {
-        format!(
-            "phase {} of 3 ({}): {} cluster(s) written; verifying before the next step",
-            plan.phase.number(),
-            plan.phase.as_str(),
-            plan.writes().count()
-        )
-    } else {
-        format!("phase {}: {}", plan.phase.number(), failures.join("; "))
-    };
-    RotationRound::InProgress {
-        phase: plan.phase.as_str(),
-        message,
-        outcomes,
-    }
-}
-
-/// `files` with the trust file replaced byte for byte.
-fn with_trust(files: &BundleFiles, format: BundleFormat, trust_pem: &[u8]) -> BundleFiles {
-    let mut out = files.clone();
-    out.insert(format.trust_file(), trust_pem.to_vec());
-    out
-}
-
-async fn publish(ctx: &Context, mt: &MeshTrust, type_: EventType, reason: &str, note: &str) {
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
     let reference: ObjectReference = mt.object_ref(&());
     let event = Event {
         type_,

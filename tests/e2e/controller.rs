@@ -467,6 +467,29 @@ fn a_root_rotation_keeps_every_pair_of_clusters_trusting_each_other_after_every_
     mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
     fleet.mgmt().seed(mt);
 
+    // Every intermediate is reissued from the new root, then the old root is held (24h by
+    // default) so that workload certificates signed under it expire before it goes.
+    let holding = fleet.wait_for("the hold before phase 3", |mt| {
+        mt["status"]["rotation"]["phase"] == "HoldingOldRoot"
+    });
+    assert!(
+        holding["status"]["rotation"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("holdBeforeRemovingOldRoot"),
+        "{}",
+        holding["status"]["rotation"]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for c in MEMBERS {
+        let trust = unb64(&fleet.cacerts(c).unwrap()["data"]["root-cert.pem"]);
+        assert_eq!(
+            pem_blocks(&trust).len(),
+            2,
+            "{c} dropped the old root during the hold"
+        );
+    }
+    fleet.advance_to(2);
     let mt = fleet.wait_for("rotation complete", |mt| {
         mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
     });

@@ -156,7 +156,7 @@ pub async fn signers(
         SelectedIssuer::AwsPca(a) => {
             if spec.root_rotation.is_some() {
                 bail!(
-                    "spec.rootRotation needs a local issuer: with AWS Private CA, rotate by creating the new CA and pointing spec.issuer.awsPca.arn at it once every cluster trusts both roots (docs/rotation.md)"
+                    "spec.rootRotation needs a local issuer: rotating to a new AWS Private CA is a manual procedure, with the controller stopped (docs/rotation.md, \"AWS Private CA\")"
                 );
             }
             let api = SdkPca::connect(&AwsOptions::new(

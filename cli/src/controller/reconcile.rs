@@ -149,6 +149,8 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
     let spec = Spec::from(mt)?;
 
     let mut outcomes = None;
+    // During a rotation: when to look again (`Some(None)`: at once, to read writes back).
+    let mut rotation_next = None;
     if let Some(rotation) = &signers.rotation {
         match super::rotate::rotate(ctx, mt, &spec, &members, rotation, now).await {
             super::rotate::RotationRound::Finished => {}
@@ -156,7 +158,9 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
                 phase,
                 message,
                 outcomes: o,
+                next,
             } => {
+                rotation_next = Some(next);
                 status.rotation = Some(RotationStatus {
                     phase: phase.to_string(),
                     started_at: previous
@@ -170,7 +174,6 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
             }
         }
     }
-    let rotating = outcomes.is_some();
     let outcomes = match outcomes {
         Some(o) => o,
         None => {
@@ -258,9 +261,11 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
     set_condition(&mut status.conditions, overall);
     write_status(ctx, mt, &status).await?;
 
-    if rotating {
+    match rotation_next {
         // Verify what was written (by reading it back) before planning the next step.
-        return Ok(Requeue::requeue(StdDuration::from_secs(1)));
+        Some(None) => return Ok(Requeue::requeue(StdDuration::from_secs(1))),
+        Some(Some(at)) => next = next.min(at),
+        None => {}
     }
     let wait = (next - ctx.clock.now()).max(time::Duration::seconds(1));
     Ok(Requeue::requeue(wait.unsigned_abs()))
@@ -271,6 +276,8 @@ pub(super) struct Spec {
     pub(super) options: IntermediateOptions,
     pub(super) policy: RenewalPolicy,
     pub(super) namespace: String,
+    /// How long phase 3 of a root rotation waits after the last reissue.
+    pub(super) hold: time::Duration,
 }
 
 impl Spec {
@@ -286,6 +293,10 @@ impl Spec {
             },
             policy: i.renewal_policy()?,
             namespace: mt.spec.namespace.clone(),
+            hold: match &mt.spec.root_rotation {
+                Some(r) => r.hold()?,
+                None => time::Duration::ZERO,
+            },
         })
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use kube::runtime::events::EventType;
 use meshtrust_ca::{
-    BundleFiles, BundleFormat, ClusterStep, ClusterTrust, IntermediateAction, RotationRoot,
-    plan_rotation,
+    BundleFiles, BundleFormat, ClusterStep, ClusterTrust, IntermediateAction, RotationPhase,
+    RotationRoot, plan_rotation,
 };
 use meshtrust_issuer::Issuer;
 use time::OffsetDateTime;
@@ -30,6 +30,8 @@ pub(super) enum RotationRound {
         phase: &'static str,
         message: String,
         outcomes: Vec<Outcome>,
+        /// When to look again; `None`: at once, to read back what was written.
+        next: Option<OffsetDateTime>,
     },
 }
 
@@ -86,6 +88,8 @@ pub(super) async fn rotate(
             phase: "Blocked",
             message,
             outcomes,
+            // Blocked or paused: look again after the longest backoff, not every second.
+            next: Some(now + ctx.backoff.cap),
         }
     };
     if !unreadable.is_empty() {
@@ -113,6 +117,44 @@ pub(super) async fn rotate(
     };
     if plan.is_finished() {
         return RotationRound::Finished;
+    }
+    if plan.phase == RotationPhase::RemoveOldRoot
+        && let Some(until) = hold_until(&trusts, spec.hold)
+        && now < until
+    {
+        // Workload certificates signed under the old root are still out there: keep
+        // trusting it until they have expired.
+        let message = format!(
+            "every intermediate is issued by the new root; the old root stays trusted until {} (holdBeforeRemovingOldRoot), so that workload certificates signed under it expire first",
+            timestamp(until)
+        );
+        let outcomes = members
+            .iter()
+            .map(|m| {
+                let mut status = ClusterStatus {
+                    name: m.spec.name.clone(),
+                    ..ClusterStatus::default()
+                };
+                let files = m
+                    .read
+                    .as_ref()
+                    .ok()
+                    .and_then(|(_, o)| o.secret.as_ref().map(bundle_files));
+                describe(&mut status, files.as_ref(), &spec.policy, now);
+                set_condition(
+                    &mut status.conditions,
+                    Condition::ready(true, "Ready", message.clone(), now, generation),
+                );
+                record_metrics(ctx, &status, true);
+                Outcome { status, next: None }
+            })
+            .collect();
+        return RotationRound::InProgress {
+            phase: "HoldingOldRoot",
+            message,
+            outcomes,
+            next: Some(until),
+        };
     }
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
@@ -218,7 +260,19 @@ pub(super) async fn rotate(
         phase: plan.phase.as_str(),
         message,
         outcomes,
+        next: None,
     }
+}
+
+/// The end of the hold before phase 3: the newest intermediate's issue time (its notBefore
+/// is backdated five minutes) plus `hold`.
+fn hold_until(trusts: &[Option<ClusterTrust>], hold: time::Duration) -> Option<OffsetDateTime> {
+    trusts
+        .iter()
+        .flatten()
+        .map(|t| t.ca_cert().not_before())
+        .max()
+        .map(|issued| issued + time::Duration::minutes(5) + hold)
 }
 
 /// `files` with the trust file replaced byte for byte.

@@ -433,6 +433,24 @@ pub struct RootRotationSpec {
     /// The Secret holding the new root (root-cert.pem, root-key.pem), laid out as the local
     /// issuer's.
     pub new_root_secret_ref: SecretRef,
+    /// How long to keep trusting the old root after the last intermediate was reissued from
+    /// the new one, so that workload certificates signed under the old root expire first
+    /// (Istio's default workload certificate lifetime is 24h).
+    #[serde(default = "default_hold")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|[smhdwy])$"))]
+    pub hold_before_removing_old_root: String,
+}
+
+fn default_hold() -> String {
+    "24h".to_string()
+}
+
+impl RootRotationSpec {
+    /// [`RootRotationSpec::hold_before_removing_old_root`], typed.
+    pub fn hold(&self) -> Result<Duration, FieldError> {
+        duration::parse(&self.hold_before_removing_old_root)
+            .map_err(|e| FieldError::new("spec.rootRotation.holdBeforeRemovingOldRoot", e))
+    }
 }
 
 /// The CRD manifest (`deploy/crd.yaml`), generated from these types.

@@ -346,9 +346,23 @@ fn invalid_specs_are_refused_naming_the_field_and_the_fix() {
                         name: "new-root".into(),
                         namespace: "meshtrust-system".into(),
                     },
+                    hold_before_removing_old_root: "24h".into(),
                 });
             },
             "spec.rootRotation: needs a local issuer",
+        ),
+        (
+            "a hold that is not a duration is refused",
+            |s| {
+                s.root_rotation = Some(RootRotationSpec {
+                    new_root_secret_ref: SecretRef {
+                        name: "new-root".into(),
+                        namespace: "meshtrust-system".into(),
+                    },
+                    hold_before_removing_old_root: "a day".into(),
+                });
+            },
+            "spec.rootRotation.holdBeforeRemovingOldRoot",
         ),
     ];
     for (case, edit, want) in cases {

@@ -100,13 +100,14 @@ impl MeshTrustSpec {
             if self.issuer.aws_pca.is_some() {
                 check(Err(FieldError::new(
                     "spec.rootRotation",
-                    "needs a local issuer: with AWS Private CA, rotate by creating the new CA and pointing spec.issuer.awsPca.arn at it once every cluster trusts both roots (docs/rotation.md)",
+                    "needs a local issuer: rotating to a new AWS Private CA is a manual procedure, with the controller stopped (docs/rotation.md, \"AWS Private CA\")",
                 )));
             }
             check(check_secret_ref(
                 &rotation.new_root_secret_ref,
                 "spec.rootRotation.newRootSecretRef",
             ));
+            check(rotation.hold().map(drop));
         }
         if errors.is_empty() {
             Ok(())

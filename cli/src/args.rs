@@ -264,6 +264,16 @@ pub struct KubeOptions {
     pub request_timeout: std::time::Duration,
 }
 
+impl KubeOptions {
+    /// How to reach clusters with these options.
+    pub fn access(&self) -> crate::cluster::client::Access {
+        crate::cluster::client::Access {
+            kubeconfig: self.kubeconfig.clone(),
+            timeout: Some(self.request_timeout),
+        }
+    }
+}
+
 /// `meshtrust push`
 #[derive(Debug, ClapArgs)]
 pub struct PushArgs {

@@ -8,16 +8,12 @@ use time::OffsetDateTime;
 
 use super::expose::namespaces;
 use crate::args::{CheckArgs, Output};
-use crate::cluster::client::Access;
 use crate::output;
 use crate::peering::check::Options;
 use crate::peering::flow::{check, print_report};
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let contexts: Vec<Option<String>> = if args.contexts.is_empty() {
         vec![None]
     } else {

@@ -7,7 +7,6 @@ use anyhow::Result;
 use meshtrust_ca::Backoff;
 
 use crate::args::ControllerArgs;
-use crate::cluster::client::Access;
 use crate::controller::clock::Clock;
 use crate::controller::leader::LeaseConfig;
 use crate::controller::metrics::Metrics;
@@ -23,10 +22,7 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let client = access.client(args.context.as_deref()).await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         std::env::var("HOSTNAME").unwrap_or_else(|_| format!("meshtrust-{}", std::process::id()))

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::args::{ExposeArgs, PeeringNamespaces};
-use crate::cluster::client::Access;
 use crate::peering::flow::{ExposeOptions, expose};
 use crate::peering::gateway::{EASTWEST, Locality, to_yaml};
 use crate::peering::observe::Namespaces;
@@ -19,10 +18,7 @@ pub fn namespaces(n: &PeeringNamespaces) -> Namespaces {
 }
 
 pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let context = args.context.as_deref();
     let shown = context.unwrap_or("(current context)");
     let client = access.client(context).await?;

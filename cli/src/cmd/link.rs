@@ -7,16 +7,12 @@ use time::OffsetDateTime;
 
 use super::expose::namespaces;
 use crate::args::LinkArgs;
-use crate::cluster::client::Access;
 use crate::peering::flow::{LinkOptions, link};
 use crate::peering::gateway::to_yaml;
 use crate::peering::plan::pairs;
 
 pub async fn run(args: LinkArgs) -> Result<ExitCode> {
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let pairs = match (&args.from, &args.to) {
         (Some(from), Some(to)) if from == to => {
             anyhow::bail!("--from and --to are both `{from}`; a cluster is not linked to itself")

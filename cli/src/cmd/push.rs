@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 
 use super::verify::read_bundle_dir;
 use crate::args::{Output, PushArgs};
-use crate::cluster::client::Access;
 use crate::cluster::deliver::{apply, observe};
 use crate::cluster::plan::{Action, Desired, plan};
 use crate::cluster::secret::cacerts_secret;
@@ -42,10 +41,7 @@ pub async fn run(args: PushArgs) -> Result<ExitCode> {
             errors.join("; ")
         );
     }
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let context = args.context.as_deref();
     let shown = context.unwrap_or("(current context)").to_string();
     let client = access.client(context).await?;

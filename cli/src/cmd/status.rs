@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::args::{Output, StatusArgs};
-use crate::cluster::client::Access;
 use crate::controller::crd::{Condition, MeshTrust, find_condition};
 use crate::duration::human;
 use crate::output;
@@ -31,10 +30,7 @@ struct Row {
 }
 
 pub async fn run(args: StatusArgs) -> Result<ExitCode> {
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let client = access.client(args.context.as_deref()).await?;
     let api: Api<MeshTrust> = Api::all(client);
     let items = match &args.name {

@@ -412,7 +412,7 @@ pub fn mesh_checks(clusters: &[ClusterView<'_>], agreement: &Agreement) -> Vec<L
         Agreement::Split { pair: (a, b) } => line(
             "Trust Check",
             Status::Fail,
-            format!("{a} and {b} share no root CA: cross-cluster mTLS between them fails; deliver one root to both (`meshtrust bootstrap`)"),
+            format!("{a} and {b} share no root CA: cross-cluster mTLS between them fails; deliver one root to both (`meshtrust bootstrap`), or, if a root rotation skipped a phase, follow docs/rotation.md"),
         ),
         Agreement::Unknown { clusters } => line(
             "Trust Check",

@@ -16,7 +16,6 @@ use time::OffsetDateTime;
 
 use super::{issue, root};
 use crate::args::{BootstrapArgs, Output};
-use crate::cluster::client::Access;
 use crate::cluster::deliver::{Applied, Observed, apply, observe};
 use crate::cluster::plan::{Action, Desired, plan};
 use crate::cluster::secret::cacerts_secret;
@@ -144,10 +143,7 @@ pub async fn run(args: BootstrapArgs) -> Result<ExitCode> {
         return generate::run(&args, dir, &targets, issuer, now).await;
     }
 
-    let access = Access {
-        kubeconfig: args.kube.kubeconfig.clone(),
-        timeout: Some(args.kube.request_timeout),
-    };
+    let access = args.kube.access();
     let concurrency = usize::from(args.concurrency);
     let progress = progress_bar(targets.len() as u64 * 2, args.output);
 

@@ -384,10 +384,11 @@ fn three_members_reach_ready_then_renew_when_time_passes_the_renewal_time() {
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     for c in MEMBERS {
-        assert!(
-            t.contains(&format!("mesh        {c}")) || t.contains(c),
-            "{t}"
-        );
+        let row = t
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq(["mesh", c]))
+            .unwrap_or_else(|| panic!("no row for {c}:\n{t}"));
+        assert_eq!(row.split_whitespace().nth(2), Some("True"), "{row}");
     }
     assert!(t.contains(&root[..17]), "{t}");
 }

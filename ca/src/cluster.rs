@@ -17,14 +17,7 @@ pub struct ClusterName(String);
 impl ClusterName {
     /// Checks `name` and wraps it.
     pub fn new(name: &str) -> Result<ClusterName> {
-        let valid = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if valid {
+        if ClusterName::is_dns_label(name) {
             Ok(ClusterName(name.to_string()))
         } else {
             Err(Error::InvalidParameter {
@@ -34,6 +27,17 @@ impl ClusterName {
                 ),
             })
         }
+    }
+
+    /// Whether `s` is a DNS-1123 label: 1-63 lowercase letters, digits and `-`, starting
+    /// and ending with a letter or digit (what a cluster name, and many Kubernetes names,
+    /// must be).
+    pub fn is_dns_label(s: &str) -> bool {
+        (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
     }
 
     /// The name as a string slice.

@@ -61,7 +61,7 @@ pub use renewal::{
 pub use root::{RootCa, RootParams};
 pub use rotation::{
     BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, RotationBlocked,
-    RotationPhase, RotationPlan, RotationRoot, mutual_trust_ok, plan_rotation,
+    RotationPhase, RotationPlan, RotationRoot, mutual_trust_ok, old_root_hold_until, plan_rotation,
     shared_root_pairs_ok,
 };
 pub use trust::{TrustBundle, is_byte_superset};

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use time::{Duration, OffsetDateTime};
+
 use serde::Serialize;
 
 use crate::bundle::{BundleFiles, BundleFormat};
@@ -16,6 +18,7 @@ use crate::cluster::ClusterName;
 use crate::error::{Error, Result};
 use crate::fingerprint::sha256_hex;
 use crate::renewal::chains_to;
+use crate::root::BACKDATE;
 use crate::trust::TrustBundle;
 
 /// Where a rotation stands.
@@ -277,6 +280,22 @@ enum Stage {
     BothIssuedByOld,
     BothIssuedByNew,
     NewOnly,
+}
+
+/// When phase 3 may drop the old root: `hold` after the newest intermediate was issued (its
+/// notBefore is backdated by the issuers, so the backdating is added back). Workloads keep
+/// certificates from their cluster's previous intermediate until they renew them; holding the
+/// old root that long keeps those certificates trusted. `None` without any bundle.
+pub fn old_root_hold_until(
+    clusters: &[Option<ClusterTrust>],
+    hold: Duration,
+) -> Option<OffsetDateTime> {
+    clusters
+        .iter()
+        .flatten()
+        .map(|t| t.ca_cert().not_before())
+        .max()
+        .map(|issued| issued + BACKDATE + hold)
 }
 
 /// The phase of the rotation from `old` to `new` and what to write in each cluster.

@@ -476,3 +476,31 @@ fn phases_have_stable_names_and_numbers() {
         assert_eq!(serde_json::to_value(phase).unwrap(), name);
     }
 }
+
+#[test]
+fn the_old_root_is_held_from_the_newest_intermediates_issue_time() {
+    let roots = Roots::new();
+    let both = pem(&[&roots.old, &roots.new]);
+    let earlier = cluster("east", BundleFormat::Istio, Some(&roots.new), &both);
+    let mut newer = cluster("west", BundleFormat::Istio, Some(&roots.new), &both);
+    newer.files = Some(issue(
+        &roots.new,
+        &newer.name,
+        BundleFormat::Istio,
+        &both,
+        LATER,
+    ));
+    let states = vec![earlier.trust(), None, newer.trust()];
+    let hold = time::Duration::hours(24);
+    // Issued at LATER (notBefore backdated five minutes): held until LATER + 24h.
+    assert_eq!(
+        old_root_hold_until(&states, hold),
+        Some(LATER + hold),
+        "the newest intermediate sets the end of the hold"
+    );
+    assert_eq!(
+        old_root_hold_until(&[None, None], hold),
+        None,
+        "no bundle, nothing to hold"
+    );
+}

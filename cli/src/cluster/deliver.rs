@@ -12,6 +12,7 @@ use kube::{Api, Client};
 
 use super::plan::{Action, Existing};
 use super::secret::{CACERTS, backup_of, bundle_files};
+use super::{is_conflict, is_not_found};
 
 /// Label istiod and the ambient data plane read a namespace's network from.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";
@@ -50,14 +51,6 @@ impl Observed {
             },
         }
     }
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 /// Reads the namespace, the `cacerts` Secret and whether istiod runs. Writes nothing.

@@ -7,10 +7,9 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::args::{Output, StatusArgs};
-use crate::controller::crd::{Condition, MeshTrust, find_condition};
+use crate::controller::crd::{Condition, MeshTrust, find_condition, parse_timestamp};
 use crate::duration::human;
 use crate::output;
 
@@ -53,7 +52,7 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
             rows.push(Row {
                 meshtrust: mt.name_any(),
                 cluster: "-".into(),
-                ready: overall.map_or("Unknown".into(), |c| format!("{:?}", c.status)),
+                ready: overall.map_or("Unknown".into(), |c| c.status.to_string()),
                 reason: overall.map_or("NotReconciled".into(), |c| c.reason.clone()),
                 not_after: None,
                 time_left: None,
@@ -66,23 +65,19 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
         }
         for c in &status.clusters {
             let ready = find_condition(&c.conditions, Condition::READY);
-            let is_ready = ready.is_some_and(|r| format!("{:?}", r.status) == "True");
+            let is_ready = ready.is_some_and(|r| r.status.to_string() == "True");
             all_ready &= is_ready;
-            let left = c
-                .not_after
-                .as_deref()
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-                .map(|t| {
-                    if t <= now {
-                        "expired".to_string()
-                    } else {
-                        human(t - now)
-                    }
-                });
+            let left = parse_timestamp(c.not_after.as_deref()).map(|t| {
+                if t <= now {
+                    "expired".to_string()
+                } else {
+                    human(t - now)
+                }
+            });
             rows.push(Row {
                 meshtrust: mt.name_any(),
                 cluster: c.name.clone(),
-                ready: ready.map_or("Unknown".into(), |r| format!("{:?}", r.status)),
+                ready: ready.map_or("Unknown".into(), |r| r.status.to_string()),
                 reason: ready.map_or(String::new(), |r| r.reason.clone()),
                 not_after: c.not_after.clone(),
                 time_left: left,

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use super::crd::{MeshTrustSpec, ROOT_CERT, ROOT_KEY, SecretRef, SelectedIssuer};
 use crate::cluster::secret::MANAGED_BY;
+use crate::cluster::{is_conflict, is_not_found};
 
 /// Who signs, for one reconcile.
 pub struct Signers {
@@ -49,7 +50,7 @@ pub async fn root_from_secret(
     let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
     let secret = match api.get(&r.name).await {
         Ok(s) => Some(s),
-        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(e) if is_not_found(&e) => None,
         Err(e) => return Err(e).with_context(|| format!("cannot read root Secret {r}")),
     };
     let Some(secret) = secret else {
@@ -90,9 +91,7 @@ pub async fn root_from_secret(
         return match api.create(&PostParams::default(), &secret).await {
             Ok(_) => Ok((root, true)),
             // Another writer won: use its root, never ours.
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                Box::pin(root_from_secret(client, r, None, now)).await
-            }
+            Err(e) if is_conflict(&e) => Box::pin(root_from_secret(client, r, None, now)).await,
             Err(e) => Err(e).with_context(|| format!("cannot create root Secret {r}")),
         };
     };

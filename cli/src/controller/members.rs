@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use super::crd::{ClusterAccess, ClusterSpec};
+use crate::cluster::is_not_found;
 
 /// A client for one member cluster. `home` is the controller's own client; Secrets are read
 /// from `namespace` unless the reference names another.
@@ -27,7 +28,7 @@ pub async fn member_client(
     let secrets: Api<Secret> = Api::namespaced(home.clone(), ns);
     let secret = match secrets.get(&r.name).await {
         Ok(s) => s,
-        Err(kube::Error::Api(s)) if s.code == 404 => bail!(
+        Err(e) if is_not_found(&e) => bail!(
             "kubeconfig Secret {ns}/{} of cluster {} does not exist; create it with `kubectl -n {ns} create secret generic {} --from-file={}=PATH`",
             r.name,
             cluster.name,

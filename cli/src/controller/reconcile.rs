@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use super::clock::Clock;
 use super::crd::{
     ClusterSpec, ClusterStatus, Condition, MeshTrust, MeshTrustStatus, RotationStatus,
-    find_condition, set_condition, timestamp,
+    find_condition, parse_timestamp, set_condition, timestamp,
 };
 use super::issuers::signers;
 use super::members::member_client;
@@ -145,8 +145,8 @@ async fn reconcile_at(mt: &MeshTrust, ctx: &Context, now: OffsetDateTime) -> Res
         publish(ctx, mt, EventType::Normal, "RootGenerated", n).await;
     }
 
-    let members = read_members(ctx, mt).await;
     let spec = Spec::from(mt)?;
+    let members = read_members(ctx, mt).await?;
 
     let mut outcomes = None;
     // During a rotation: when to look again (`Some(None)`: at once, to read writes back).
@@ -310,47 +310,41 @@ impl Spec {
     }
 }
 
-async fn read_members<'a>(ctx: &Context, mt: &'a MeshTrust) -> Vec<Member<'a>> {
+/// Reads every member cluster (bounded in parallel). Names were checked by `validate`.
+async fn read_members<'a>(ctx: &Context, mt: &'a MeshTrust) -> Result<Vec<Member<'a>>> {
     let mut work = Vec::with_capacity(mt.spec.clusters.len());
     for spec in &mt.spec.clusters {
-        work.push(read_member(ctx, &mt.spec.namespace, spec));
+        work.push(read_member(
+            ctx,
+            &mt.spec.namespace,
+            spec,
+            spec.cluster_name()?,
+        ));
     }
-    futures::stream::iter(work)
+    Ok(futures::stream::iter(work)
         .buffered(CONCURRENCY)
         .collect()
-        .await
+        .await)
 }
 
-async fn read_member<'a>(ctx: &Context, namespace: &str, spec: &'a ClusterSpec) -> Member<'a> {
+async fn read_member<'a>(
+    ctx: &Context,
+    namespace: &str,
+    spec: &'a ClusterSpec,
+    name: ClusterName,
+) -> Member<'a> {
     let read = async {
-        let name = spec.cluster_name()?;
         let client = member_client(&ctx.client, &ctx.namespace, spec, ctx.member_timeout).await?;
         let observed = observe(&client, namespace).await?;
-        Ok::<_, anyhow::Error>((name, client, observed))
+        Ok::<_, anyhow::Error>((client, observed))
     }
-    .await;
-    match read {
-        Ok((name, client, observed)) => Member {
-            spec,
-            name,
-            read: Ok((client, observed)),
-        },
-        Err(e) => Member {
-            spec,
-            name: ClusterName::new(&spec.name)
-                .unwrap_or_else(|_| ClusterName::new("invalid").expect("valid name")),
-            read: Err(e.context(format!("cluster {}", spec.name))),
-        },
-    }
+    .await
+    .with_context(|| format!("cluster {}", spec.name));
+    Member { spec, name, read }
 }
 
 fn previous_of<'a>(previous: &'a MeshTrustStatus, name: &str) -> Option<&'a ClusterStatus> {
     previous.clusters.iter().find(|c| c.name == name)
-}
-
-fn parse_time(s: &Option<String>) -> Option<OffsetDateTime> {
-    s.as_deref()
-        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
 }
 
 /// Steady state for one cluster: reissue when the policy says so (unless backing off).
@@ -429,7 +423,7 @@ async fn renew(
     let serving = matches!(reissue.reason, meshtrust_ca::ReissueReason::Renewing);
     let attempts = status.failed_issuance_attempts;
     if attempts > 0
-        && let Some(last) = parse_time(&status.last_failure_time)
+        && let Some(last) = parse_timestamp(status.last_failure_time.as_deref())
     {
         let retry = ctx.backoff.retry_at(last, attempts);
         if now < retry {
@@ -540,7 +534,7 @@ fn up_to_date(
         ),
     );
     record_metrics(ctx, &status, true);
-    let next = parse_time(&status.renewal_time);
+    let next = parse_timestamp(status.renewal_time.as_deref());
     Outcome { status, next }
 }
 
@@ -659,8 +653,8 @@ pub(super) fn describe(
 
 pub(super) fn record_metrics(ctx: &Context, status: &ClusterStatus, ready: bool) {
     if let (Some(na), Some(rt)) = (
-        parse_time(&status.not_after),
-        parse_time(&status.renewal_time),
+        parse_timestamp(status.not_after.as_deref()),
+        parse_timestamp(status.renewal_time.as_deref()),
     ) {
         ctx.metrics.record_cluster(&status.name, na, rt);
     }

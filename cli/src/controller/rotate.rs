@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use kube::runtime::events::EventType;
 use meshtrust_ca::{
     BundleFiles, BundleFormat, ClusterStep, ClusterTrust, IntermediateAction, RotationPhase,
-    RotationRoot, plan_rotation,
+    RotationRoot, old_root_hold_until, plan_rotation,
 };
 use meshtrust_issuer::Issuer;
 use time::OffsetDateTime;
@@ -66,14 +66,7 @@ pub(super) async fn rotate(
         let outcomes = members
             .iter()
             .map(|m| {
-                let mut status = ClusterStatus {
-                    name: m.spec.name.clone(),
-                    ..ClusterStatus::default()
-                };
-                if let Ok((_, o)) = &m.read {
-                    let files = o.secret.as_ref().map(bundle_files);
-                    describe(&mut status, files.as_ref(), &spec.policy, now);
-                }
+                let mut status = as_held(m, spec, now);
                 set_condition(
                     &mut status.conditions,
                     Condition::ready(false, reason, message.clone(), now, generation),
@@ -119,7 +112,7 @@ pub(super) async fn rotate(
         return RotationRound::Finished;
     }
     if plan.phase == RotationPhase::RemoveOldRoot
-        && let Some(until) = hold_until(&trusts, spec.hold)
+        && let Some(until) = old_root_hold_until(&trusts, spec.hold)
         && now < until
     {
         // Workload certificates signed under the old root are still out there: keep
@@ -131,16 +124,7 @@ pub(super) async fn rotate(
         let outcomes = members
             .iter()
             .map(|m| {
-                let mut status = ClusterStatus {
-                    name: m.spec.name.clone(),
-                    ..ClusterStatus::default()
-                };
-                let files = m
-                    .read
-                    .as_ref()
-                    .ok()
-                    .and_then(|(_, o)| o.secret.as_ref().map(bundle_files));
-                describe(&mut status, files.as_ref(), &spec.policy, now);
+                let mut status = as_held(m, spec, now);
                 set_condition(
                     &mut status.conditions,
                     Condition::ready(true, "Ready", message.clone(), now, generation),
@@ -264,15 +248,19 @@ pub(super) async fn rotate(
     }
 }
 
-/// The end of the hold before phase 3: the newest intermediate's issue time (its notBefore
-/// is backdated five minutes) plus `hold`.
-fn hold_until(trusts: &[Option<ClusterTrust>], hold: time::Duration) -> Option<OffsetDateTime> {
-    trusts
-        .iter()
-        .flatten()
-        .map(|t| t.ca_cert().not_before())
-        .max()
-        .map(|issued| issued + time::Duration::minutes(5) + hold)
+/// A cluster's status describing the bundle it holds now (nothing written this round).
+fn as_held(m: &Member<'_>, spec: &Spec, now: OffsetDateTime) -> ClusterStatus {
+    let mut status = ClusterStatus {
+        name: m.spec.name.clone(),
+        ..ClusterStatus::default()
+    };
+    let files = m
+        .read
+        .as_ref()
+        .ok()
+        .and_then(|(_, o)| o.secret.as_ref().map(bundle_files));
+    describe(&mut status, files.as_ref(), &spec.policy, now);
+    status
 }
 
 /// `files` with the trust file replaced byte for byte.

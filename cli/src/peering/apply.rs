@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::check::condition;
 use super::gateway::{FIELD_MANAGER, NETWORK_LABEL};
 use super::observe::gateway_resource;
+use crate::cluster::is_conflict;
 
 /// Sets `topology.istio.io/network` on istiod's namespace (which must exist).
 pub async fn label_network(client: &Client, namespace: &str, network: &str) -> Result<()> {
@@ -39,7 +40,7 @@ pub async fn ensure_namespace(client: &Client, namespace: &str) -> Result<()> {
     };
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot create namespace {namespace}")),
     }
 }

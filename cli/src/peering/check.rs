@@ -12,6 +12,7 @@ use super::gateway::{CLUSTER_LABEL, EASTWEST, NETWORK_LABEL, PEER_PREFIX};
 use super::observe::{ClusterFacts, PodHealth, ROOT_CONFIGMAP, service_addresses};
 use super::trust::{Agreement, TrustView};
 use crate::cluster::secret::CACERTS;
+use crate::output::short;
 
 /// Warn when the intermediate expires sooner than this.
 pub const EXPIRY_WARNING: Duration = Duration::days(30);
@@ -398,7 +399,7 @@ pub fn mesh_checks(clusters: &[ClusterView<'_>], agreement: &Agreement) -> Vec<L
             Status::Pass,
             format!(
                 "every cluster trusts the same root ({})",
-                roots.iter().map(|r| short(r)).collect::<Vec<_>>().join(", ")
+                roots.iter().map(|r| short(r, 17)).collect::<Vec<_>>().join(", ")
             ),
         ),
         Agreement::Rotating { common, phase } => line(
@@ -406,7 +407,7 @@ pub fn mesh_checks(clusters: &[ClusterView<'_>], agreement: &Agreement) -> Vec<L
             Status::Warn,
             format!(
                 "root sets differ but every pair shares {}: {phase}",
-                common.iter().map(|r| short(r)).collect::<Vec<_>>().join(", ")
+                common.iter().map(|r| short(r, 17)).collect::<Vec<_>>().join(", ")
             ),
         ),
         Agreement::Split { pair: (a, b) } => line(
@@ -518,8 +519,4 @@ pub fn mesh_checks(clusters: &[ClusterView<'_>], agreement: &Agreement) -> Vec<L
         line("Peer Consistency Check", Status::Fail, stale.join("; "))
     });
     out
-}
-
-fn short(fp: &str) -> String {
-    fp.chars().take(17).collect()
 }

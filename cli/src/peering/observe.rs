@@ -14,6 +14,7 @@ use meshtrust_ca::BundleFiles;
 use super::gateway::{
     Address, EASTWEST, EXPOSE_ISTIOD_ADDRESS, GATEWAY_NAME_LABEL, NETWORK_LABEL, REMOTE_CLASS,
 };
+use crate::cluster::is_not_found;
 use crate::cluster::secret::{CACERTS, bundle_files};
 
 /// The ConfigMap istiod publishes its root(s) in, in every namespace.
@@ -89,10 +90,6 @@ impl ClusterFacts {
             .and_then(|env| env.get("CLUSTER_ID"))
             .map(String::as_str)
     }
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// `get`, with 404 as `None`.

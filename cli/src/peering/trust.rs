@@ -101,7 +101,7 @@ pub fn link_refusal((a, va): (&str, &TrustView), (b, vb): (&str, &TrustView)) ->
 
 fn short_list(fps: &[String]) -> String {
     fps.iter()
-        .map(|f| f.chars().take(17).collect::<String>())
+        .map(|f| crate::output::short(f, 17))
         .collect::<Vec<_>>()
         .join(", ")
 }

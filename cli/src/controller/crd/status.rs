@@ -230,3 +230,8 @@ pub fn timestamp(t: OffsetDateTime) -> String {
         .unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
+
+/// A status timestamp read back ([`timestamp`]'s inverse); `None` when absent or malformed.
+pub fn parse_timestamp(s: Option<&str>) -> Option<OffsetDateTime> {
+    s.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+}

@@ -241,12 +241,10 @@ fn check_secret_ref(r: &SecretRef, path: &str) -> Result<(), FieldError> {
     check_dns_label(&r.namespace, &format!("{path}.namespace"))
 }
 
+use meshtrust_ca::ClusterName;
+
 fn is_dns_label(s: &str) -> bool {
-    (1..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    ClusterName::is_dns_label(s)
 }
 
 fn check_dns_label(s: &str, path: &str) -> Result<(), FieldError> {

@@ -499,6 +499,11 @@ fn link_refuses_clusters_that_share_no_root_and_writes_nothing() {
     assert!(msg.contains("nothing was linked"), "{msg}");
     assert!(msg.contains("c1 and c3 share no root CA"), "{msg}");
     assert!(msg.contains("c2 and c3 share no root CA"), "{msg}");
+    assert_eq!(
+        msg.matches("share no root CA").count(),
+        2,
+        "each pair once: {msg}"
+    );
     assert!(msg.contains("--skip-trust-check"), "{msg}");
     for c in ["c1", "c2", "c3"] {
         assert!(

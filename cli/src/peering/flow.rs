@@ -201,12 +201,17 @@ pub async fn link(
     let view = |c: &str| &views.iter().find(|(n, _)| n == c).expect("viewed").1;
 
     let mut links = Vec::new();
+    let mut refused_pairs: Vec<(&String, &String)> = Vec::new();
     for (from, to) in pairs {
         let (_, _, dst) = find(to);
         if !opts.skip_trust_check
             && let Some(why) = link_refusal((from, view(from)), (to, view(to)))
         {
-            refusals.push(why);
+            // Once per pair of clusters, not once per direction.
+            if !refused_pairs.contains(&(to, from)) {
+                refusals.push(why);
+            }
+            refused_pairs.push((from, to));
             continue;
         }
         match plan::peer(to, dst, &opts.namespaces.eastwest, opts.nodeport) {
@@ -219,7 +224,9 @@ pub async fn link(
             Err(e) => refusals.push(e),
         }
     }
-    refusals.dedup();
+    // A destination that cannot be linked is named once, not once per source.
+    let mut seen = std::collections::HashSet::new();
+    refusals.retain(|r| seen.insert(r.clone()));
     if !refusals.is_empty() {
         bail!("nothing was linked:\n  - {}", refusals.join("\n  - "));
     }

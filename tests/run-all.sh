@@ -28,3 +28,6 @@ if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_
 fi
 
 cargo test --workspace --locked "$@"
+# The controller suite moves a running controller's clock with --clock-offset-file, a flag
+# only test builds have (feature test-clock; the release binary refuses it).
+cargo test -p meshtrust-cli --features test-clock --locked --test e2e_controller "$@"

@@ -7,6 +7,7 @@ use rcgen::{
 use rustls_pki_types::CertificateSigningRequestDer;
 use time::{Duration, OffsetDateTime};
 
+use crate::bundle::BundleFormat;
 use crate::cert::Certificate;
 use crate::cluster::ClusterName;
 use crate::error::{Error, Result, crypto};
@@ -17,9 +18,12 @@ use crate::serial::random_serial;
 /// The DNS name istiod serves its CA under; Istio's Makefile puts it in every intermediate.
 pub const ISTIOD_DNS_NAME: &str = "istiod.istio-system.svc";
 
-/// Parameters of one cluster's intermediate CA. Defaults follow Istio's Makefile:
+/// Parameters of one cluster's intermediate CA, and the form its `cacerts` bundle is
+/// delivered in: the one parameter type every caller uses (the CLI's flags and the
+/// `MeshTrust` spec each convert into it in one place; [`crate::reissue_reason`] compares a
+/// cluster's bundle against it). Defaults follow Istio's Makefile:
 /// `O=Istio, CN=Intermediate CA, L=<cluster>`, SAN `DNS:istiod.istio-system.svc`,
-/// pathlen 0, 2 years, ECDSA P-256.
+/// pathlen 0, 2 years, ECDSA P-256, the istio file layout.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct IntermediateParams {
@@ -37,6 +41,8 @@ pub struct IntermediateParams {
     pub path_len: u8,
     /// DNS SANs.
     pub dns_names: Vec<String>,
+    /// The layout of the `cacerts` bundle (istio's four files, or kubernetes.io/tls).
+    pub format: BundleFormat,
 }
 
 impl IntermediateParams {
@@ -50,6 +56,15 @@ impl IntermediateParams {
             validity: Duration::days(730),
             path_len: 0,
             dns_names: vec![ISTIOD_DNS_NAME.to_string()],
+            format: BundleFormat::Istio,
+        }
+    }
+
+    /// The same parameters for another cluster (batch issuance uses one template for all).
+    pub fn for_cluster(&self, cluster: ClusterName) -> IntermediateParams {
+        IntermediateParams {
+            cluster,
+            ..self.clone()
         }
     }
 

@@ -34,6 +34,7 @@
 mod bundle;
 mod cert;
 mod cluster;
+pub mod duration;
 mod error;
 mod fingerprint;
 mod intermediate;
@@ -55,9 +56,7 @@ pub use intermediate::{
     validity_window,
 };
 pub use key::{KeyAlgorithm, KeyType, PrivateKey};
-pub use renewal::{
-    Backoff, DesiredIntermediate, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason,
-};
+pub use renewal::{Backoff, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason};
 pub use root::{RootCa, RootParams};
 pub use rotation::{
     BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, RotationBlocked,
@@ -66,6 +65,20 @@ pub use rotation::{
 };
 pub use trust::{TrustBundle, is_byte_superset};
 pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};
+
+/// The stamp that names what a forced write replaced and kept (`<name>.backup-<stamp>` for a
+/// bundle directory or root key, `cacerts-backup-<stamp>` for a Secret): the UTC time to the
+/// second, lowercase so that it is also valid in a Kubernetes object name
+/// (`backup-20261201t231956z`).
+pub fn backup_suffix(at: time::OffsetDateTime) -> String {
+    let t = at.to_offset(time::UtcOffset::UTC);
+    let stamp = t
+        .format(time::macros::format_description!(
+            "[year][month][day]t[hour][minute][second]z"
+        ))
+        .unwrap_or_else(|_| t.unix_timestamp().to_string());
+    format!("backup-{stamp}")
+}
 
 /// Formats an instant for messages: `2026-11-26 09:30:00 UTC`.
 pub fn fmt_time(t: time::OffsetDateTime) -> String {

@@ -72,7 +72,7 @@ fn through_subordinate(root: &RootCa) -> CaCerts {
 type ReissueCase<'a> = (
     &'a str,
     Option<BundleFiles>,
-    DesiredIntermediate,
+    IntermediateParams,
     TrustBundle,
     OffsetDateTime,
     Option<ReissueReason>,
@@ -103,8 +103,8 @@ fn reissue_reasons() {
     );
     let garbage = b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n";
 
-    let spec = DesiredIntermediate::new(cluster("cluster1"));
-    let spec_with = |change: &dyn Fn(&mut DesiredIntermediate)| {
+    let spec = IntermediateParams::new(cluster("cluster1"));
+    let spec_with = |change: &dyn Fn(&mut IntermediateParams)| {
         let mut s = spec.clone();
         change(&mut s);
         s

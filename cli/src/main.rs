@@ -1,14 +1,10 @@
 //! The `meshtrust` binary: parse arguments, hand off, map the outcome to an exit code.
 #![forbid(unsafe_code)]
 
+mod advice;
 mod args;
-mod cluster;
 mod cmd;
-mod controller;
-mod duration;
 mod output;
-mod peering;
-mod server;
 mod write;
 
 use std::process::ExitCode;
@@ -27,7 +23,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cmd::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e:#}{}", advice::for_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -15,6 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use time::OffsetDateTime;
 
 /// Mode of files holding private keys.
 pub const KEY_MODE: u32 = 0o600;
@@ -84,15 +85,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot flush directory {}", dir.display()))
 }
 
-/// `<name>.backup-<UTC timestamp>` next to `path`.
-pub fn backup_path(path: &Path) -> PathBuf {
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .expect("formatting a timestamp");
+/// `<name>.backup-<UTC stamp>` next to `path` (the stamp of [`meshtrust_ca::backup_suffix`],
+/// shared with `cacerts` Secret backups).
+pub fn backup_path(path: &Path, now: OffsetDateTime) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".backup-{stamp}"));
+    name.push(format!(".{}", meshtrust_ca::backup_suffix(now)));
     path.with_file_name(name)
 }
 
@@ -144,9 +141,9 @@ impl StagedDir {
 
     /// Moves the staged directory into place (call [`sync_filesystem`] first, and
     /// [`sync_dir`] on the parent afterwards). An existing target is refused unless
-    /// `replace`; when replaced it is kept as a backup if `backup`, else removed.
-    /// Returns the backup path, if one was made.
-    pub fn commit(self, replace: bool, backup: bool) -> Result<Option<PathBuf>> {
+    /// `replace`; when replaced it is kept as a backup named after `backup`'s time if given,
+    /// else removed. Returns the backup path, if one was made.
+    pub fn commit(self, replace: bool, backup: Option<OffsetDateTime>) -> Result<Option<PathBuf>> {
         let target = &self.target;
         let mut kept = None;
         if target.exists() {
@@ -156,8 +153,8 @@ impl StagedDir {
                     target.display()
                 );
             }
-            let aside = if backup {
-                backup_path(target)
+            let aside = if let Some(now) = backup {
+                backup_path(target, now)
             } else {
                 let mut name = std::ffi::OsString::from(".");
                 name.push(target.file_name().unwrap_or_default());
@@ -179,7 +176,7 @@ impl StagedDir {
                 .with_context(|| format!("cannot move the new bundle to {}", target.display()));
         }
         match kept {
-            Some(old) if !backup => {
+            Some(old) if backup.is_none() => {
                 fs::remove_dir_all(&old)
                     .with_context(|| format!("cannot remove the replaced {}", old.display()))?;
                 Ok(None)
@@ -221,7 +218,7 @@ mod tests {
         let first = StagedDir::new(&target).unwrap();
         first.write("a", b"1", CERT_MODE).unwrap();
         assert!(!target.exists(), "nothing is visible before commit");
-        first.commit(false, false).unwrap();
+        first.commit(false, None).unwrap();
         assert_eq!(
             fs::metadata(&target).unwrap().permissions().mode() & 0o777,
             0o700
@@ -229,12 +226,15 @@ mod tests {
 
         let second = StagedDir::new(&target).unwrap();
         second.write("a", b"2", CERT_MODE).unwrap();
-        assert!(second.commit(false, false).is_err());
+        assert!(second.commit(false, None).is_err());
         assert_eq!(fs::read(target.join("a")).unwrap(), b"1");
 
         let third = StagedDir::new(&target).unwrap();
         third.write("a", b"3", CERT_MODE).unwrap();
-        let backup = third.commit(true, true).unwrap().expect("a backup");
+        let backup = third
+            .commit(true, Some(meshtrust_issuer::Clock::system().now()))
+            .unwrap()
+            .expect("a backup");
         assert_eq!(fs::read(target.join("a")).unwrap(), b"3");
         assert_eq!(fs::read(backup.join("a")).unwrap(), b"1");
         let names: Vec<String> = fs::read_dir(dir.path())

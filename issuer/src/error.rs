@@ -38,6 +38,35 @@ pub enum Error {
         /// Every mismatch found.
         reason: String,
     },
+    /// Signing one cluster's intermediate failed (in a batch).
+    #[error("cluster {cluster}: {issuer} could not issue its intermediate: {cause}")]
+    Issuance {
+        /// The cluster.
+        cluster: String,
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        cause: Box<Error>,
+    },
+    /// A freshly issued bundle would be refused by istiod; nothing was written.
+    #[error(
+        "cluster {cluster}: the bundle issued by {issuer} fails verification, nothing was written: {}",
+        findings.join("; ")
+    )]
+    Unverified {
+        /// The cluster.
+        cluster: String,
+        /// The issuer.
+        issuer: String,
+        /// What the verification found.
+        findings: Vec<String>,
+    },
+    /// A bug in meshtrust (a task panicked, an invariant broke).
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
     /// The backend does not support this operation.
     #[error("{issuer} does not support {operation}")]
     NotImplemented {

@@ -6,7 +6,11 @@
 //! root and the trust bundle, checked by [`check_issued`] before anyone writes it.
 //!
 //! Backends: [`LocalIssuer`] (a root from `root-cert.pem` + `root-key.pem`) and
-//! [`AwsPcaIssuer`] (AWS Private CA, through the narrow [`aws_pca::PcaApi`] seam).
+//! [`AwsPcaIssuer`] (AWS Private CA, through the narrow [`aws_pca::PcaApi`] seam), built by
+//! the one factory [`connect`] from an [`IssuerConfig`]. [`issue_batch`] is how every caller
+//! issues: keys in parallel, bounded signing concurrency, every bundle checked.
+//!
+//! This crate also holds the process's one [`Clock`]: the lowest crate that may read time.
 //!
 //! ```
 //! use meshtrust_ca::*;
@@ -28,12 +32,20 @@
 #![forbid(unsafe_code)]
 
 pub mod aws_pca;
+mod batch;
 mod check;
+pub mod clock;
+mod config;
 mod error;
 mod local;
 
 pub use aws_pca::AwsPcaIssuer;
+pub use batch::{Batch, IssuedBundle, MAX_IN_FLIGHT, issue_batch};
 pub use check::check_issued;
+pub use clock::Clock;
+#[cfg(feature = "test-clock")]
+pub use clock::ManualClock;
+pub use config::{AwsPcaConfig, IssuerConfig, connect};
 pub use error::{Error, Result};
 pub use local::LocalIssuer;
 

@@ -11,7 +11,7 @@ use meshtrust_issuer::aws_pca::{
     ApiError, AwsPcaIssuer, CaDescription, IssueInput, IssuedPem, PcaApi, RetryPolicy,
 };
 use meshtrust_issuer::{IssueRequest, Issuer};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 const ARN: &str = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555";
 
@@ -40,7 +40,7 @@ struct FakePca {
 
 impl FakePca {
     fn new(faults: Faults) -> Arc<FakePca> {
-        let now = OffsetDateTime::now_utc();
+        let now = meshtrust_issuer::Clock::system().now();
         let mut params = RootParams::default();
         params.common_name = "Acme PCA Root".into();
         params.validity = Duration::days(365);
@@ -141,7 +141,7 @@ impl PcaApi for FakePca {
         let profile = IntermediateProfile::new(path_len, Duration::days(input.validity_days));
         let signed = self
             .ca
-            .sign_intermediate(&csr, &profile, OffsetDateTime::now_utc())
+            .sign_intermediate(&csr, &profile, meshtrust_issuer::Clock::system().now())
             .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
         let arn = format!("{ARN}/certificate/{}", self.certs.lock().unwrap().len() + 1);
         self.certs
@@ -205,7 +205,7 @@ fn request(cluster: &str, path_len: u8, validity: Duration) -> (PrivateKey, Issu
         params.cluster.clone(),
         params.csr(&key).unwrap(),
         params.profile(),
-        OffsetDateTime::now_utc(),
+        meshtrust_issuer::Clock::system().now(),
     );
     (key, req)
 }
@@ -245,7 +245,7 @@ async fn a_correct_answer_becomes_a_bundle_istiod_accepts() {
     let bundle = CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle);
     let report = verify_bundle(
         &bundle.bundle_files(BundleFormat::Istio),
-        &VerifyOptions::at(OffsetDateTime::now_utc()),
+        &VerifyOptions::at(meshtrust_issuer::Clock::system().now()),
     );
     assert!(report.accepted(), "{:?}", report.findings);
     assert_eq!(fake.calls("DescribeCertificateAuthority").len(), 1);

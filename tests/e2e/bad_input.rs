@@ -58,3 +58,34 @@ fn run_case(case: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The test-only clock offset exists only in builds with the `test-clock` feature (the
+/// end-to-end controller suite); the binary everyone else builds refuses it, and its help
+/// never mentions it.
+#[cfg(not(feature = "test-clock"))]
+#[test]
+fn the_release_binary_has_no_clock_offset() {
+    let help = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .args(["controller", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--lease-duration"),
+        "the controller's help: {text}"
+    );
+    assert!(!text.contains("clock"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let offset = dir.path().join("offset");
+    std::fs::write(&offset, "864000").unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .args(["controller", "--clock-offset-file"])
+        .arg(&offset)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--clock-offset-file"), "{stderr}");
+}

@@ -7,6 +7,9 @@
 //! Everything happens in a namespace of its own (`meshtrust-e2e-<random>`), never in
 //! istio-system, and the namespace is deleted afterwards. See docs/testing.md.
 
+// The suite waits on real processes: wall-clock deadlines are the point here.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};

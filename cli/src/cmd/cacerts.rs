@@ -3,30 +3,30 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use time::OffsetDateTime;
+use meshtrust_issuer::Clock;
 
 use super::issue;
 use crate::args::CacertsArgs;
 
-pub async fn run(args: CacertsArgs) -> Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
+pub async fn run(args: CacertsArgs, clock: &Clock) -> Result<ExitCode> {
+    let now = clock.now();
     let clusters = issue::unique(args.cluster);
     issue::check_outputs(&args.out, &clusters, args.write.force)?;
-    let issuer = issue::chosen_issuer(&args.issuer, args.root.as_deref(), now)
+    let issuer = issue::chosen_issuer(&args.issuer, args.root.as_deref(), clock)
         .await?
         .context(
             "--issuer local needs --root DIR (create one with `meshtrust root create --out DIR`)",
         )?;
-    let (bundles, notices) =
-        issue::issue_bundles(issuer, &clusters, &args.intermediate, now).await?;
+    let batch = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
     let summaries = issue::write_bundles(
         &args.out,
-        &bundles,
+        &batch.bundles,
         args.intermediate.format,
         args.write.force,
         args.write.backup,
+        clock.now(),
     )?;
-    for n in &notices {
+    for n in &batch.notices {
         eprintln!("warning: {n}");
     }
     issue::print_bundles(&summaries, now, args.output)?;

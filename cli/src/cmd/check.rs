@@ -4,13 +4,13 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use time::OffsetDateTime;
+use meshtrust_issuer::Clock;
+use meshtrust_peering::{CheckOptions, check};
 
 use super::expose::namespaces;
+use super::report;
 use crate::args::{CheckArgs, Output};
 use crate::output;
-use crate::peering::check::Options;
-use crate::peering::flow::{check, print_report};
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let access = args.kube.access();
@@ -19,16 +19,17 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     } else {
         args.contexts.iter().cloned().map(Some).collect()
     };
-    let opts = Options {
+    let opts = CheckOptions {
         precheck: args.precheck,
-        now: OffsetDateTime::now_utc(),
+        now: Clock::system().now(),
     };
-    let report = check(&access, &contexts, &namespaces(&args.namespaces), &opts).await;
+    let mut found = check(&access, &contexts, &namespaces(&args.namespaces), &opts).await;
+    report::add_advice(&mut found);
     match args.output {
-        Output::Json => output::json(&report)?,
-        Output::Text => print_report(&report),
+        Output::Json => output::json(&found)?,
+        Output::Text => report::print(&found),
     }
-    Ok(if report.ok {
+    Ok(if found.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,18 +1,14 @@
-//! `meshtrust controller`: thin wiring over `crate::controller`.
+//! `meshtrust controller`: thin wiring over `meshtrust_controller`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use meshtrust_ca::Backoff;
+use meshtrust_controller::leader::LeaseConfig;
+use meshtrust_controller::{Context, Settings, recorder};
+use meshtrust_issuer::Clock;
 
 use crate::args::ControllerArgs;
-use crate::controller::clock::Clock;
-use crate::controller::leader::LeaseConfig;
-use crate::controller::metrics::Metrics;
-use crate::controller::reconcile::Context;
-use crate::controller::run::{Settings, recorder, run as run_controller};
-use crate::server::Health;
 
 pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
@@ -32,29 +28,28 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
     lease.lease_duration = args.lease_duration;
     lease.renew_deadline = args.renew_deadline;
     lease.retry_period = args.retry_period;
-    let context = Context {
-        client: client.clone(),
-        namespace: args.namespace.clone(),
-        clock: args
-            .clock_offset_file
-            .clone()
-            .map_or(Clock::System, Clock::OffsetFile),
-        backoff: Backoff {
+    let context = Context::new(
+        client.clone(),
+        args.namespace.clone(),
+        clock(&args),
+        Backoff {
             base: args.backoff_base,
             cap: args.backoff_cap,
         },
-        resync: args.resync,
-        member_timeout: args.kube.request_timeout,
-        metrics: Arc::new(Metrics::default()),
-        health: Arc::new(Health::default()),
-        recorder: recorder(&client, &identity),
-    };
-    run_controller(Settings {
-        client,
-        listen: args.listen,
-        lease,
-        context,
-    })
-    .await?;
+        args.resync,
+        args.kube.request_timeout,
+        recorder(&client, &identity),
+    );
+    meshtrust_controller::run(Settings::new(client, args.listen, lease, context)).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The controller's clock: the system's, or — in test builds only — one moved by a file.
+fn clock(args: &ControllerArgs) -> Clock {
+    #[cfg(feature = "test-clock")]
+    if let Some(path) = &args.clock_offset_file {
+        return Clock::offset_file(path);
+    }
+    let _ = args;
+    Clock::system()
 }

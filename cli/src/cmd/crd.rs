@@ -3,6 +3,6 @@
 use std::process::ExitCode;
 
 pub fn run() -> anyhow::Result<ExitCode> {
-    print!("{}", crate::controller::crd::crd_yaml());
+    print!("{}", meshtrust_controller::crd::crd_yaml());
     Ok(ExitCode::SUCCESS)
 }

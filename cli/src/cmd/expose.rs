@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use meshtrust_peering::{EASTWEST, ExposeOptions, Locality, Namespaces, expose, to_yaml};
+
+use super::report;
 use crate::args::{ExposeArgs, PeeringNamespaces};
-use crate::peering::flow::{ExposeOptions, expose};
-use crate::peering::gateway::{EASTWEST, Locality, to_yaml};
-use crate::peering::observe::Namespaces;
 
 /// The namespaces of a peering command.
 pub fn namespaces(n: &PeeringNamespaces) -> Namespaces {
@@ -21,7 +21,10 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
     let access = args.kube.access();
     let context = args.context.as_deref();
     let shown = context.unwrap_or("(current context)");
-    let client = access.client(context).await?;
+    let client = access
+        .client(context)
+        .await
+        .map_err(|e| report::error(e.into()))?;
     let opts = ExposeOptions {
         namespaces: namespaces(&args.namespaces),
         network: args.network.clone(),
@@ -34,7 +37,7 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
         force: args.force,
         wait: args.wait.then_some(args.timeout),
     };
-    let exposed = expose(&client, shown, &opts).await?;
+    let exposed = expose(&client, shown, &opts).await.map_err(report::error)?;
     if args.generate {
         if exposed.relabelled {
             eprintln!(
@@ -42,7 +45,7 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
                 opts.namespaces.istio, exposed.network
             );
         }
-        print!("{}", to_yaml(&[exposed.gateway])?);
+        print!("{}", to_yaml(&[exposed.gateway]).map_err(report::error)?);
         return Ok(ExitCode::SUCCESS);
     }
     if exposed.relabelled {

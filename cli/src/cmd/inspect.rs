@@ -9,7 +9,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::args::{InspectArgs, Output};
-use crate::{duration, output};
+use meshtrust_ca::duration;
+use meshtrust_issuer::Clock;
+
+use crate::output;
 
 #[derive(Serialize)]
 struct Inspected {
@@ -122,8 +125,8 @@ fn inspect_file(path: &Path, now: OffsetDateTime) -> Result<Inspected> {
     })
 }
 
-pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
+pub fn run(args: InspectArgs, clock: &Clock) -> Result<ExitCode> {
+    let now = clock.now();
     let mut all = Vec::new();
     for path in &args.paths {
         for file in files_of(path)? {
@@ -134,6 +137,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         output::json(&all)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_text(&all, now);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each file in turn, a blank line between them: a key in one line, certificates as tables.
+fn print_text(all: &[Inspected], now: OffsetDateTime) {
     for (n, f) in all.iter().enumerate() {
         if n > 0 {
             println!();
@@ -147,43 +156,46 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         }
         let count = f.certificates.len();
         for c in &f.certificates {
-            let i = &c.info;
             println!("{} [{}/{count}] {}", f.file, c.position, c.role);
-            let mut rows = vec![
-                ("subject", i.subject.clone()),
-                ("issuer", i.issuer.clone()),
-                ("serial", i.serial.clone()),
-                ("not before", fmt_time(i.not_before)),
-                (
-                    "not after",
-                    format!(
-                        "{} ({})",
-                        fmt_time(i.not_after),
-                        duration::human(i.not_after - now)
-                    ),
-                ),
-                ("key", i.key.to_string()),
-                ("signature", i.signature_algorithm.clone()),
-                (
-                    "CA",
-                    match (i.is_ca, i.path_len) {
-                        (true, Some(p)) => format!("yes, pathlen {p}"),
-                        (true, None) => "yes, no pathlen".to_string(),
-                        (false, _) => "no".to_string(),
-                    },
-                ),
-                ("key usage", list(&i.key_usage)),
-                ("ext key usage", list(&i.extended_key_usage)),
-                ("SANs", list(&i.subject_alt_names)),
-                ("sha256", i.sha256_fingerprint.clone()),
-            ];
-            rows.retain(|(_, v)| !v.is_empty());
-            for (k, v) in rows {
+            for (k, v) in cert_rows(&c.info, now) {
                 println!("  {k:<14}{v}");
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The labelled fields shown for one certificate, empty ones left out.
+fn cert_rows(i: &CertInfo, now: OffsetDateTime) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("subject", i.subject.clone()),
+        ("issuer", i.issuer.clone()),
+        ("serial", i.serial.clone()),
+        ("not before", fmt_time(i.not_before)),
+        (
+            "not after",
+            format!(
+                "{} ({})",
+                fmt_time(i.not_after),
+                duration::human(i.not_after - now)
+            ),
+        ),
+        ("key", i.key.to_string()),
+        ("signature", i.signature_algorithm.clone()),
+        (
+            "CA",
+            match (i.is_ca, i.path_len) {
+                (true, Some(p)) => format!("yes, pathlen {p}"),
+                (true, None) => "yes, no pathlen".to_string(),
+                (false, _) => "no".to_string(),
+            },
+        ),
+        ("key usage", list(&i.key_usage)),
+        ("ext key usage", list(&i.extended_key_usage)),
+        ("SANs", list(&i.subject_alt_names)),
+        ("sha256", i.sha256_fingerprint.clone()),
+    ];
+    rows.retain(|(_, v)| !v.is_empty());
+    rows
 }
 
 fn list(v: &[String]) -> String {

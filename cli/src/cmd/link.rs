@@ -3,13 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use time::OffsetDateTime;
+use meshtrust_issuer::Clock;
+use meshtrust_peering::{LinkOptions, link, pairs, to_yaml};
 
 use super::expose::namespaces;
+use super::report;
 use crate::args::LinkArgs;
-use crate::peering::flow::{LinkOptions, link};
-use crate::peering::gateway::to_yaml;
-use crate::peering::plan::pairs;
 
 pub async fn run(args: LinkArgs) -> Result<ExitCode> {
     let access = args.kube.access();
@@ -30,14 +29,17 @@ pub async fn run(args: LinkArgs) -> Result<ExitCode> {
         skip_trust_check: args.skip_trust_check,
         force: args.force,
     };
-    let links = link(&access, &pairs, &opts, OffsetDateTime::now_utc()).await?;
+    let links = link(&access, &pairs, &opts, Clock::system().now())
+        .await
+        .map_err(report::error)?;
     if args.generate {
         for l in &links {
             println!(
                 "# in cluster \"{}\", pointing to cluster \"{}\"",
                 l.from, l.to
             );
-            print!("{}", to_yaml(std::slice::from_ref(&l.gateway))?);
+            let yaml = to_yaml(std::slice::from_ref(&l.gateway)).map_err(report::error)?;
+            print!("{yaml}");
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -8,9 +8,10 @@ mod crd;
 mod demo;
 mod expose;
 mod inspect;
-pub(crate) mod issue;
+mod issue;
 mod link;
 mod push;
+mod report;
 mod root;
 mod status;
 mod values;
@@ -18,24 +19,28 @@ mod verify;
 
 use std::process::ExitCode;
 
+use meshtrust_issuer::Clock;
+
 use crate::args::{Args, Command, RootCommand};
 
-/// Runs the parsed command.
+/// Runs the parsed command, reading time from the system clock (the controller builds its
+/// own clock from its arguments).
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let clock = Clock::system();
     match args.command {
-        Command::Root(RootCommand::Create(a)) => root::create(a),
-        Command::Cacerts(a) => cacerts::run(a).await,
-        Command::Demo(a) => demo::run(a).await,
-        Command::Inspect(a) => inspect::run(a),
-        Command::Verify(a) => verify::run(a),
-        Command::Push(a) => push::run(a).await,
-        Command::Bootstrap(a) => bootstrap::run(a).await,
+        Command::Root(RootCommand::Create(a)) => root::create(a, &clock),
+        Command::Cacerts(a) => cacerts::run(a, &clock).await,
+        Command::Demo(a) => demo::run(a, &clock).await,
+        Command::Inspect(a) => inspect::run(a, &clock),
+        Command::Verify(a) => verify::run(a, &clock),
+        Command::Push(a) => push::run(a, &clock).await,
+        Command::Bootstrap(a) => bootstrap::run(a, &clock).await,
         Command::Values(a) => values::run(a),
         Command::Expose(a) => expose::run(a).await,
         Command::Link(a) => link::run(a).await,
         Command::Check(a) => check::run(a).await,
         Command::Controller(a) => controller::run(a).await,
         Command::Crd => crd::run(),
-        Command::Status(a) => status::run(a).await,
+        Command::Status(a) => status::run(a, &clock).await,
     }
 }

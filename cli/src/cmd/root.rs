@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use meshtrust_ca::{RootCa, RootParams, fmt_time};
+use meshtrust_issuer::Clock;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -28,7 +29,7 @@ pub struct RootSummary {
     pub sha256_fingerprint: String,
 }
 
-pub fn create(args: RootCreateArgs) -> Result<ExitCode> {
+pub fn create(args: RootCreateArgs, clock: &Clock) -> Result<ExitCode> {
     let key_path = args.out.join("root-key.pem");
     if key_path.exists() && !args.write.force {
         anyhow::bail!(
@@ -42,8 +43,14 @@ pub fn create(args: RootCreateArgs) -> Result<ExitCode> {
     params.key_type = args.key_type;
     params.validity = args.validity;
     params.path_len = args.path_len;
-    let root = params.self_signed(OffsetDateTime::now_utc())?;
-    let summary = write_root(&args.out, &root, args.write.force, args.write.backup)?;
+    let now = clock.now();
+    let root = params.self_signed(now)?;
+    let summary = write_root(
+        &args.out,
+        &root,
+        args.write.force,
+        args.write.backup.then_some(now),
+    )?;
     match args.output {
         Output::Json => output::json(&summary)?,
         Output::Text => {
@@ -61,15 +68,20 @@ pub fn create(args: RootCreateArgs) -> Result<ExitCode> {
 }
 
 /// Writes `root-cert.pem` and `root-key.pem` into `dir`, each atomically; existing files are
-/// replaced only with `replace`, and kept as backups with `backup`.
-pub fn write_root(dir: &Path, root: &RootCa, replace: bool, backup: bool) -> Result<RootSummary> {
+/// replaced only with `replace`, and kept as backups named after `backup`'s time if given.
+pub fn write_root(
+    dir: &Path,
+    root: &RootCa,
+    replace: bool,
+    backup: Option<OffsetDateTime>,
+) -> Result<RootSummary> {
     write::ensure_dir(dir)?;
     let key_path = dir.join("root-key.pem");
     let cert_path = dir.join("root-cert.pem");
-    if backup {
+    if let Some(now) = backup {
         for path in [&key_path, &cert_path] {
             if path.exists() {
-                let to = write::backup_path(path);
+                let to = write::backup_path(path, now);
                 std::fs::copy(path, &to).with_context(|| {
                     format!("cannot back up {} to {}", path.display(), to.display())
                 })?;

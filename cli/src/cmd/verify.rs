@@ -4,12 +4,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use meshtrust_ca::{BundleFiles, BundleFormat, Severity, VerifyOptions, fmt_time, verify_bundle};
+use meshtrust_ca::{
+    BundleFiles, BundleFormat, BundleReport, Severity, VerifyOptions, fmt_time, verify_bundle,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::args::{Output, VerifyArgs};
-use crate::{duration, output};
+use meshtrust_ca::duration;
+use meshtrust_issuer::Clock;
+
+use crate::output;
 
 /// Reads whichever bundle files exist in `dir`.
 pub fn read_bundle_dir(dir: &Path) -> Result<BundleFiles> {
@@ -43,11 +48,11 @@ struct VerifyOutput<'a> {
     dir: String,
     accepted: bool,
     #[serde(flatten)]
-    report: &'a meshtrust_ca::BundleReport,
+    report: &'a BundleReport,
 }
 
-pub fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
+pub fn run(args: VerifyArgs, clock: &Clock) -> Result<ExitCode> {
+    let now = clock.now();
     let files = read_bundle_dir(&args.dir)?;
     let report = verify_bundle(
         &files,
@@ -62,53 +67,68 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             report: &report,
         })?;
     } else {
-        for f in &report.findings {
-            let (mark, word) = match f.severity {
-                Severity::Error => ("❌", "error"),
-                Severity::Warning => ("⚠️ ", "warning"),
-            };
-            eprintln!("{mark} {word} [{:?}] {dir}: {}", f.problem, f.message);
-        }
-        if let Some(ca) = &report.ca_cert {
-            let left = duration::human(ca.not_after - now);
-            println!(
-                "{dir}: {} format, CA {} ({}), not after {} ({left})",
-                report.format,
-                ca.subject,
-                ca.key,
-                fmt_time(ca.not_after)
-            );
-        }
-        if let Some(anchor) = &report.anchor_fingerprint {
-            println!(
-                "{dir}: chains to root {} ({} root(s) trusted)",
-                output::short(anchor, 23),
-                report.root_fingerprints.len()
-            );
-        }
-        if failed {
-            let errors = report
-                .findings
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-                .count();
-            eprintln!(
-                "❌ {dir}: rejected ({errors} error(s){})",
-                if args.strict {
-                    ", warnings count as errors with --strict"
-                } else {
-                    ""
-                }
-            );
-        } else {
-            println!(
-                "✅ {dir}: istiod would accept this bundle, and workload certificates it signs validate"
-            );
-        }
+        print_findings(&dir, &report);
+        print_summary(&dir, &report, now);
+        print_verdict(&dir, &report, failed, args.strict);
     }
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every error and warning, one a line on stderr.
+fn print_findings(dir: &str, report: &BundleReport) {
+    for f in &report.findings {
+        let (mark, word) = match f.severity {
+            Severity::Error => ("❌", "error"),
+            Severity::Warning => ("⚠️ ", "warning"),
+        };
+        eprintln!("{mark} {word} [{:?}] {dir}: {}", f.problem, f.message);
+    }
+}
+
+/// The bundle's CA certificate and the root it chains to, when they could be read.
+fn print_summary(dir: &str, report: &BundleReport, now: OffsetDateTime) {
+    if let Some(ca) = &report.ca_cert {
+        let left = duration::human(ca.not_after - now);
+        println!(
+            "{dir}: {} format, CA {} ({}), not after {} ({left})",
+            report.format,
+            ca.subject,
+            ca.key,
+            fmt_time(ca.not_after)
+        );
+    }
+    if let Some(anchor) = &report.anchor_fingerprint {
+        println!(
+            "{dir}: chains to root {} ({} root(s) trusted)",
+            output::short(anchor, 23),
+            report.root_fingerprints.len()
+        );
+    }
+}
+
+/// Accepted (stdout) or rejected with the error count (stderr).
+fn print_verdict(dir: &str, report: &BundleReport, failed: bool, strict: bool) {
+    if failed {
+        let errors = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        eprintln!(
+            "❌ {dir}: rejected ({errors} error(s){})",
+            if strict {
+                ", warnings count as errors with --strict"
+            } else {
+                ""
+            }
+        );
+    } else {
+        println!(
+            "✅ {dir}: istiod would accept this bundle, and workload certificates it signs validate"
+        );
+    }
 }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use meshtrust_ca::{ClusterName, VerifyOptions, verify_bundle};
-use meshtrust_issuer::Issuer;
+use meshtrust_issuer::{Clock, IssuedBundle, Issuer};
+use meshtrust_kube::{NETWORK_LABEL, cacerts_secret};
 use time::OffsetDateTime;
 
 use super::Target;
 use crate::args::{BootstrapArgs, Output};
-use crate::cluster::deliver::NETWORK_LABEL;
-use crate::cluster::secret::cacerts_secret;
 use crate::cmd::issue;
 use crate::output;
 use crate::write::{self, KEY_MODE};
@@ -23,61 +22,83 @@ pub(super) async fn run(
     dir: &Path,
     targets: &[Target],
     issuer: Arc<dyn Issuer>,
-    now: OffsetDateTime,
+    clock: &Clock,
 ) -> Result<ExitCode> {
     let clusters: Vec<ClusterName> = targets.iter().map(|t| t.cluster.clone()).collect();
     if !args.write.force {
-        for c in &clusters {
-            let path = dir.join(format!("{c}.yaml"));
-            if path.exists() {
-                bail!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                );
-            }
-        }
+        refuse_existing(dir, &clusters)?;
     }
-    let (bundles, notices) =
-        issue::issue_bundles(issuer, &clusters, &args.intermediate, now).await?;
+    let batch = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let now = clock.now();
     write::ensure_dir(dir)?;
     let mut written = Vec::new();
-    for (t, b) in targets.iter().zip(&bundles) {
-        let files = b.bundle.bundle_files(args.intermediate.format);
-        let report = verify_bundle(&files, &VerifyOptions::at(now));
-        let mut namespace = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": { "name": args.namespace },
-        });
-        if let Some(n) = &t.network {
-            namespace["metadata"]["labels"] = serde_json::json!({ NETWORK_LABEL: n });
-        }
-        let mut secret = serde_json::to_value(cacerts_secret(&args.namespace, &files, &report))?;
-        secret["apiVersion"] = "v1".into();
-        secret["kind"] = "Secret".into();
-        let yaml = format!(
-            "# meshtrust bootstrap --generate: cluster {} — this file holds a PRIVATE KEY.\n# Keep it out of git unless encrypted (SOPS, sealed-secrets).\n---\n{}---\n{}",
-            t.cluster,
-            serde_yaml_ng::to_string(&namespace)?,
-            serde_yaml_ng::to_string(&secret)?
-        );
+    for (t, b) in targets.iter().zip(&batch.bundles) {
+        let yaml = manifest(args, t, b, now)?;
         let path = dir.join(format!("{}.yaml", t.cluster));
         write::write_file(&path, yaml.as_bytes(), KEY_MODE, args.write.force)?;
         written.push(path.display().to_string());
     }
-    for n in &notices {
+    for n in &batch.notices {
         eprintln!("warning: {n}");
     }
     eprintln!(
         "warning: the manifests in {} hold private keys (0600): keep them out of git unless encrypted",
         dir.display()
     );
-    if args.output == Output::Json {
+    print_written(&written, args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Without `--force`, no cluster's manifest in `dir` may exist yet.
+fn refuse_existing(dir: &Path, clusters: &[ClusterName]) -> Result<()> {
+    for c in clusters {
+        let path = dir.join(format!("{c}.yaml"));
+        if path.exists() {
+            bail!(
+                "{} already exists; pass --force to replace it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One cluster's file: a warning header, its Namespace and its `cacerts` Secret.
+fn manifest(
+    args: &BootstrapArgs,
+    target: &Target,
+    issued: &IssuedBundle,
+    now: OffsetDateTime,
+) -> Result<String> {
+    let files = issued.bundle.bundle_files(args.intermediate.format);
+    let report = verify_bundle(&files, &VerifyOptions::at(now));
+    let mut namespace = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": { "name": args.namespace },
+    });
+    if let Some(n) = &target.network {
+        namespace["metadata"]["labels"] = serde_json::json!({ NETWORK_LABEL: n });
+    }
+    let mut secret = serde_json::to_value(cacerts_secret(&args.namespace, &files, &report))?;
+    secret["apiVersion"] = "v1".into();
+    secret["kind"] = "Secret".into();
+    Ok(format!(
+        "# meshtrust bootstrap --generate: cluster {} — this file holds a PRIVATE KEY.\n# Keep it out of git unless encrypted (SOPS, sealed-secrets).\n---\n{}---\n{}",
+        target.cluster,
+        serde_yaml_ng::to_string(&namespace)?,
+        serde_yaml_ng::to_string(&secret)?
+    ))
+}
+
+/// The paths written: a JSON array, or one a line.
+fn print_written(written: &[String], out: Output) -> Result<()> {
+    if out == Output::Json {
         output::json(&written)?;
     } else {
-        for w in &written {
+        for w in written {
             println!("{w}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

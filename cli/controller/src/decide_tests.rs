@@ -1,0 +1,315 @@
+//! The per-cluster decision and the status each outcome leaves, by table.
+
+use meshtrust_ca::{
+    Backoff, BundleFiles, BundleFormat, ClusterName, IntermediateParams, PrivateKey, ReissueReason,
+    RenewalPolicy, RootCa, RootParams,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::crd::{ClusterStatus, Condition, ConditionStatus, find_condition, timestamp};
+
+const T0: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+fn root() -> RootCa {
+    RootParams::default()
+        .self_signed(T0 - Duration::days(400))
+        .unwrap()
+}
+
+/// A 90-day intermediate for `cluster1` issued by `root` at `at`.
+fn bundle(root: &RootCa, at: OffsetDateTime) -> BundleFiles {
+    let mut params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    params.validity = Duration::days(90);
+    let key = PrivateKey::generate(params.key_type).unwrap();
+    let signed = root
+        .sign_intermediate(&params.csr(&key).unwrap(), &params.profile(), at)
+        .unwrap();
+    root.cacerts(signed.certificate, key)
+        .bundle_files(BundleFormat::Istio)
+}
+
+/// A status whose last issuance attempt failed `attempts` times, the last at `at`.
+fn failing(attempts: u32, at: OffsetDateTime) -> ClusterStatus {
+    ClusterStatus {
+        name: "cluster1".into(),
+        failed_issuance_attempts: attempts,
+        last_failure_time: Some(timestamp(at)),
+        last_error: Some("etcdserver: request timed out".into()),
+        ..ClusterStatus::default()
+    }
+}
+
+const BACKOFF: Backoff = Backoff {
+    base: Duration::seconds(10),
+    cap: Duration::minutes(5),
+};
+
+/// (case, what the cluster holds or why it cannot be read, last round's status, expected).
+type Case<'a> = (
+    &'a str,
+    Result<Option<&'a BundleFiles>, String>,
+    Option<ClusterStatus>,
+    Want,
+);
+
+/// What a case expects.
+enum Want {
+    /// Issue, for this reason.
+    Issue(ReissueReason),
+    /// Done: Ready condition (status, reason), when to look again, the metric.
+    Done(
+        ConditionStatus,
+        &'static str,
+        Option<OffsetDateTime>,
+        ConditionStatus,
+    ),
+}
+
+#[test]
+fn per_cluster_decisions() {
+    let root = root();
+    let other = RootParams::default()
+        .self_signed(T0 - Duration::days(400))
+        .unwrap();
+    let fresh = bundle(&root, T0 - Duration::days(1));
+    // 90 days issued 5 min backdated at T0 − 70 d: due at two thirds, i.e. T0 − 10 d.
+    let due = bundle(&root, T0 - Duration::days(70));
+    let foreign = bundle(&other, T0 - Duration::days(1));
+    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    let roots = root.trust_bundle();
+    let policy = RenewalPolicy::Default;
+    let fresh_due = meshtrust_ca::next_check(&fresh, &policy).unwrap();
+    let issued_before = ClusterStatus {
+        name: "cluster1".into(),
+        conditions: vec![Condition::issuing(false, "Issued", "issued", T0, Some(1))],
+        ..ClusterStatus::default()
+    };
+    let last_failure = T0 - Duration::seconds(5);
+
+    use ReissueReason::*;
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "a cluster that cannot be read is not ready and is retried after the backoff base",
+            Err("cluster cluster1: connection refused".into()),
+            None,
+            Want::Done(
+                ConditionStatus::False,
+                "ClusterUnreachable",
+                Some(T0 + BACKOFF.base),
+                ConditionStatus::Unknown,
+            ),
+        ),
+        (
+            "a cluster without cacerts is issued one",
+            Ok(None),
+            None,
+            Want::Issue(DoesNotExist),
+        ),
+        (
+            "a current bundle needs nothing and is looked at again when it is due",
+            Ok(Some(&fresh)),
+            None,
+            Want::Done(
+                ConditionStatus::True,
+                "Ready",
+                Some(fresh_due),
+                ConditionStatus::True,
+            ),
+        ),
+        (
+            "a current bundle whose last issuance is on record keeps that record",
+            Ok(Some(&fresh)),
+            Some(issued_before.clone()),
+            Want::Done(
+                ConditionStatus::True,
+                "Ready",
+                Some(fresh_due),
+                ConditionStatus::True,
+            ),
+        ),
+        (
+            "a bundle past its renewal time is reissued",
+            Ok(Some(&due)),
+            None,
+            Want::Issue(Renewing),
+        ),
+        (
+            "a bundle from another root is reissued",
+            Ok(Some(&foreign)),
+            None,
+            Want::Issue(IncorrectIssuer),
+        ),
+        (
+            "a renewal within the backoff delay of the last failure waits and stays ready",
+            Ok(Some(&due)),
+            Some(failing(1, last_failure)),
+            Want::Done(
+                ConditionStatus::True,
+                "Ready",
+                Some(last_failure + BACKOFF.base),
+                ConditionStatus::True,
+            ),
+        ),
+        (
+            "a first issuance within the backoff delay waits and is not ready",
+            Ok(None),
+            Some(failing(2, last_failure)),
+            Want::Done(
+                ConditionStatus::False,
+                "DoesNotExist",
+                Some(last_failure + BACKOFF.base * 2),
+                ConditionStatus::False,
+            ),
+        ),
+        (
+            "a reissue once the backoff delay has passed is tried again",
+            Ok(None),
+            Some(failing(1, T0 - Duration::minutes(1))),
+            Want::Issue(DoesNotExist),
+        ),
+    ];
+    for (case, held, previous, want) in cases {
+        let inputs = Inputs {
+            name: "cluster1",
+            held,
+            params: &params,
+            roots: &roots,
+            policy: &policy,
+            previous: previous.as_ref(),
+            backoff: &BACKOFF,
+            now: T0,
+            generation: Some(1),
+        };
+        match (decide(&inputs), want) {
+            (Decision::Issue { reissue, status }, Want::Issue(reason)) => {
+                assert_eq!(reissue.reason, reason, "{case}");
+                assert_eq!(
+                    status.failed_issuance_attempts,
+                    previous.map_or(0, |p| p.failed_issuance_attempts),
+                    "{case}: the backoff state is carried over"
+                );
+            }
+            (Decision::Done(o), Want::Done(ready, reason, next, metric)) => {
+                let c = find_condition(&o.status.conditions, Condition::READY)
+                    .unwrap_or_else(|| panic!("{case}: no Ready condition"));
+                assert_eq!((c.status, c.reason.as_str()), (ready, reason), "{case}");
+                assert_eq!(o.next, next, "{case}");
+                assert_eq!(o.ready, Some(metric), "{case}");
+                assert!(o.events.is_empty(), "{case}: nothing happened to tell");
+            }
+            (d, _) => panic!("{case}: unexpected decision {d:?}"),
+        }
+    }
+}
+
+#[test]
+fn nothing_to_do_keeps_the_record_of_the_last_issuance_or_says_up_to_date() {
+    let root = root();
+    let fresh = bundle(&root, T0 - Duration::days(1));
+    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    let roots = root.trust_bundle();
+    let issued_before = ClusterStatus {
+        name: "cluster1".into(),
+        conditions: vec![Condition::issuing(false, "Issued", "issued", T0, Some(1))],
+        ..ClusterStatus::default()
+    };
+    for (previous, want) in [(None, "UpToDate"), (Some(issued_before), "Issued")] {
+        let inputs = Inputs {
+            name: "cluster1",
+            held: Ok(Some(&fresh)),
+            params: &params,
+            roots: &roots,
+            policy: &RenewalPolicy::Default,
+            previous: previous.as_ref(),
+            backoff: &BACKOFF,
+            now: T0,
+            generation: Some(1),
+        };
+        let Decision::Done(o) = decide(&inputs) else {
+            panic!("nothing to issue")
+        };
+        let issuing = find_condition(&o.status.conditions, Condition::ISSUING).unwrap();
+        assert_eq!(issuing.reason, want);
+        assert!(o.status.serial.is_some() && o.status.renewal_time.is_some());
+    }
+}
+
+#[test]
+fn outcomes_of_an_issuance() {
+    let root = root();
+    let due = bundle(&root, T0 - Duration::days(70));
+    let new = bundle(&root, T0);
+    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    let roots = root.trust_bundle();
+    let previous = failing(3, T0 - Duration::minutes(10));
+    let inputs = |held| Inputs {
+        name: "cluster1",
+        held: Ok(held),
+        params: &params,
+        roots: &roots,
+        policy: &RenewalPolicy::Default,
+        previous: Some(&previous),
+        backoff: &BACKOFF,
+        now: T0,
+        generation: Some(1),
+    };
+
+    let renewing = inputs(Some(&due));
+    let Decision::Issue { reissue, status } = decide(&renewing) else {
+        panic!("due for renewal")
+    };
+    let ok = issued(status.clone(), &reissue, &new, &renewing);
+    assert_eq!(
+        ok.status.failed_issuance_attempts, 0,
+        "a success resets the failures"
+    );
+    assert_eq!(ok.status.last_error, None);
+    assert_eq!(ok.ready, Some(ConditionStatus::True));
+    assert_eq!(ok.events.len(), 1);
+    assert_eq!(ok.events[0].reason, Reason::Issued);
+    assert!(
+        ok.events[0].note.contains("Renewing"),
+        "{}",
+        ok.events[0].note
+    );
+    assert_eq!(ok.failure, None);
+
+    let bad = failed(
+        status,
+        &reissue,
+        "cannot create istio-system/cacerts".into(),
+        &renewing,
+    );
+    assert_eq!(
+        bad.status.failed_issuance_attempts, 4,
+        "the attempt is counted"
+    );
+    assert_eq!(bad.status.last_failure_time, Some(timestamp(T0)));
+    assert_eq!(
+        bad.next,
+        Some(BACKOFF.retry_at(T0, 4)),
+        "retried after the backoff"
+    );
+    assert_eq!(bad.failure, Some(Reason::IssuanceFailed));
+    assert_eq!(bad.events[0].reason, Reason::IssuanceFailed);
+    let ready = find_condition(&bad.status.conditions, Condition::READY).unwrap();
+    assert_eq!(
+        (ready.status, bad.ready),
+        (ConditionStatus::True, Some(ConditionStatus::True)),
+        "a failed renewal stays ready while the old bundle still serves"
+    );
+
+    let missing = inputs(None);
+    let Decision::Issue { reissue, status } = decide(&missing) else {
+        panic!("no bundle")
+    };
+    let bad = failed(status, &reissue, "refused".into(), &missing);
+    let ready = find_condition(&bad.status.conditions, Condition::READY).unwrap();
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (ConditionStatus::False, "DoesNotExist"),
+        "a failed first issuance is not ready"
+    );
+}

@@ -1,0 +1,142 @@
+//! What a rotation round reports per cluster — pure: the status of every cluster when the
+//! round is blocked or holding the old root, and after a cluster's step.
+
+use meshtrust_ca::{BundleFiles, RotationPlan};
+use time::OffsetDateTime;
+
+use super::RotationRound;
+use crate::context::Context;
+use crate::crd::{ClusterStatus, Condition, ConditionStatus, set_condition, timestamp};
+use crate::decide::{Outcome, describe};
+use crate::members::Member;
+use crate::reason::Reason;
+use crate::round::{RotationNext, Spec};
+
+/// Blocked or paused: every cluster as it is, not Ready for `reason`; look again after the
+/// longest backoff, not every second.
+pub(super) fn blocked(
+    ctx: &Context,
+    spec: &Spec,
+    members: &[Member<'_>],
+    message: String,
+    reason: Reason,
+    now: OffsetDateTime,
+) -> RotationRound {
+    let outcomes = members
+        .iter()
+        .map(|m| {
+            let mut status = as_held(m, spec, now);
+            set_condition(
+                &mut status.conditions,
+                Condition::ready(
+                    false,
+                    reason.as_str(),
+                    message.clone(),
+                    now,
+                    spec.generation,
+                ),
+            );
+            Outcome {
+                status,
+                next: Some(now + ctx.backoff.base),
+                ready: None,
+                failure: None,
+                events: Vec::new(),
+            }
+        })
+        .collect();
+    RotationRound::InProgress {
+        phase: "Blocked",
+        message,
+        outcomes,
+        next: RotationNext::At(now + ctx.backoff.cap),
+    }
+}
+
+/// Every intermediate is issued by the new root, but workload certificates signed under the
+/// old one are still out there: keep trusting it until `until`.
+pub(super) fn holding(
+    spec: &Spec,
+    members: &[Member<'_>],
+    until: OffsetDateTime,
+    now: OffsetDateTime,
+) -> RotationRound {
+    let message = format!(
+        "every intermediate is issued by the new root; the old root stays trusted until {} (holdBeforeRemovingOldRoot), so that workload certificates signed under it expire first",
+        timestamp(until)
+    );
+    let outcomes = members
+        .iter()
+        .map(|m| {
+            let mut status = as_held(m, spec, now);
+            set_condition(
+                &mut status.conditions,
+                Condition::ready(
+                    true,
+                    Reason::Ready.as_str(),
+                    message.clone(),
+                    now,
+                    spec.generation,
+                ),
+            );
+            Outcome {
+                status,
+                next: None,
+                ready: Some(ConditionStatus::True),
+                failure: None,
+                events: Vec::new(),
+            }
+        })
+        .collect();
+    RotationRound::InProgress {
+        phase: "HoldingOldRoot",
+        message,
+        outcomes,
+        next: RotationNext::At(until),
+    }
+}
+
+/// A cluster's outcome after its step of the phase (or none).
+pub(super) fn written_outcome(
+    mut status: ClusterStatus,
+    written: Option<&BundleFiles>,
+    failure: Option<Reason>,
+    spec: &Spec,
+    plan: &RotationPlan,
+    now: OffsetDateTime,
+) -> Outcome {
+    describe(&mut status, written, &spec.policy, now);
+    let ready = written.is_some() && status.last_error.is_none();
+    let reason = if ready {
+        Reason::Ready
+    } else {
+        Reason::RotationFailed
+    };
+    set_condition(
+        &mut status.conditions,
+        Condition::ready(
+            ready,
+            reason.as_str(),
+            format!("root rotation phase {}", plan.phase.number()),
+            now,
+            spec.generation,
+        ),
+    );
+    Outcome {
+        status,
+        next: None,
+        ready: Some(ready.into()),
+        failure,
+        events: Vec::new(),
+    }
+}
+
+/// A cluster's status describing the bundle it holds now (nothing written this round).
+fn as_held(m: &Member<'_>, spec: &Spec, now: OffsetDateTime) -> ClusterStatus {
+    let mut status = ClusterStatus {
+        name: m.spec.name.clone(),
+        ..ClusterStatus::default()
+    };
+    describe(&mut status, m.held().as_ref(), &spec.policy, now);
+    status
+}

@@ -1,0 +1,41 @@
+//! # meshtrust-kube
+//!
+//! Everything meshtrust does with a cluster's Kubernetes API, shared by the CLI's
+//! `bootstrap`/`push` and the controller: reaching clusters ([`Access`], a kubeconfig kept
+//! in a Secret), the `cacerts` Secret ([`cacerts_secret`], [`bundle_files`]), the pure
+//! per-cluster [`plan`], and its delivery with preconditions ([`observe`], [`apply`]).
+//!
+//! Nothing here parses arguments, prints, or assumes a command line: errors are [`Error`]
+//! values that say what happened; the caller adds what to do about it.
+//!
+//! ```
+//! use meshtrust_kube::{Action, Desired, Existing, plan};
+//! use meshtrust_ca::VerifyOptions;
+//! use time::macros::datetime;
+//!
+//! // A cluster without cacerts gets one.
+//! let roots = vec!["AB:CD".to_string()];
+//! let verify = VerifyOptions::at(datetime!(2026-01-01 00:00 UTC));
+//! let action = plan(&Existing::Absent, &Desired::ChainsTo(&roots), false, false, &verify);
+//! assert_eq!(action, Action::Create);
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod access;
+mod deliver;
+mod error;
+mod plan;
+mod secret;
+
+pub use access::{Access, client_from_kubeconfig};
+pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe};
+pub use error::{Error, Result, api_message, is_conflict, is_not_found};
+pub use plan::{Action, Desired, Existing, plan};
+pub use secret::{
+    CACERTS, MANAGED_BY, NOT_AFTER, ROOT_FINGERPRINTS, ROOT_LABEL, SERIAL, backup_of, bundle_files,
+    cacerts_secret, is_managed, root_label,
+};
+
+/// Field manager of every server-side apply meshtrust does (gateways, status).
+pub const FIELD_MANAGER: &str = "meshtrust";

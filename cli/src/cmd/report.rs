@@ -1,0 +1,284 @@
+//! How the peering commands (`expose`, `link`, `check`, `bootstrap --peering`) report: the
+//! `check` report as text, and peering errors with the command-line advice that the library
+//! leaves to the binary (the library says what is wrong; only the binary knows its flags).
+
+use meshtrust_peering::{CheckReport, Error};
+
+/// What to do about `e` on the command line, as the text appended to its message (with the
+/// punctuation that joins it); `None` when the message says it all.
+pub fn advice(e: &Error) -> Option<String> {
+    const SEE_VALUES: &str = " (see `meshtrust values`)";
+    Some(match e {
+        Error::NoIstioNamespace { .. }
+        | Error::NoIstiod { .. }
+        | Error::DefaultClusterId { .. }
+        | Error::NoClusterId { .. } => SEE_VALUES.to_string(),
+        Error::NoNetwork { .. } => {
+            " and no --network was given; pass --network NET (the value of global.network)"
+                .to_string()
+        }
+        Error::NoGatewayNetwork { context } => {
+            format!("; rerun `meshtrust expose --context {context} --network NET`")
+        }
+        Error::NoEastWestGateway { context, .. } => {
+            format!("; run `meshtrust expose --context {context}` first")
+        }
+        Error::NoAddress { context } => {
+            format!("; wait for it (`meshtrust expose --context {context} --wait`) and rerun")
+        }
+        Error::NoSharedRoot { .. } => ". Give both the same root (`meshtrust bootstrap --contexts …` with one --root), or pass --skip-trust-check".to_string(),
+        Error::FieldConflict { .. } => " — pass --force to take them over".to_string(),
+        Error::Kube(meshtrust_kube::Error::Access {
+            no_kubeconfig: true,
+            ..
+        }) => "; pass --kubeconfig".to_string(),
+        _ => return None,
+    })
+}
+
+/// `e` as the user reads it: its message with [`advice`], also for each error it gathers.
+pub fn render(e: &Error) -> String {
+    let list = |errors: &[Error], separator: &str| {
+        errors
+            .iter()
+            .map(render)
+            .collect::<Vec<_>>()
+            .join(separator)
+    };
+    match e {
+        Error::Cluster { context, error } => format!("context {context}: {}", render(error)),
+        Error::LinkUnreadable { errors } => format!("nothing was linked: {}", list(errors, "; ")),
+        Error::LinkRefused { refusals } => {
+            format!("nothing was linked:\n  - {}", list(refusals, "\n  - "))
+        }
+        e => format!("{e}{}", advice(e).unwrap_or_default()),
+    }
+}
+
+/// `e` as the error a command returns.
+pub fn error(e: Error) -> anyhow::Error {
+    anyhow::anyhow!(render(&e))
+}
+
+/// Adds the advice to the `Cluster Access` line of every cluster that could not be read.
+pub fn add_advice(report: &mut CheckReport) {
+    for c in &mut report.clusters {
+        if let Some(e) = &c.unreadable {
+            for l in &mut c.checks {
+                l.message = render(e);
+            }
+        }
+    }
+}
+
+/// Prints a report as `istioctl multicluster check` does, one section per cluster.
+pub fn print(report: &CheckReport) {
+    let several = report.clusters.len() > 1;
+    for c in &report.clusters {
+        if several {
+            println!("=== {} ===", c.context);
+        }
+        for l in &c.checks {
+            println!("{} {}: {}", l.status.mark(), l.check, l.message);
+        }
+        if several {
+            println!();
+        }
+    }
+    if !report.mesh.is_empty() {
+        println!("=== mesh ===");
+        for l in &report.mesh {
+            println!("{} {}: {}", l.status.mark(), l.check, l.message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meshtrust_peering::{ClusterFacts, Locality, eastwest, peer};
+
+    use super::*;
+
+    fn with_cluster_id(id: &str) -> ClusterFacts {
+        ClusterFacts {
+            istiod_env: Some([("CLUSTER_ID".to_string(), id.to_string())].into()),
+            ..ClusterFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_destination_without_an_eastwest_gateway_names_the_fix() {
+        let e = peer(
+            "ctx2",
+            &with_cluster_id("cluster2"),
+            "istio-eastwest",
+            false,
+        )
+        .unwrap_err();
+        let e = render(&e);
+        assert!(e.contains("meshtrust expose --context ctx2"), "{e}");
+    }
+
+    #[test]
+    fn expose_needs_a_network_from_somewhere() {
+        let f = with_cluster_id("cluster1");
+        let e = eastwest(
+            "ctx",
+            &f,
+            "istio-eastwest",
+            None,
+            Locality::default(),
+            false,
+        )
+        .unwrap_err();
+        let e = render(&e);
+        assert!(e.contains("pass --network"), "{e}");
+    }
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn errors_read_as_they_did_before_the_library_split() {
+        let conflict = || Error::FieldConflict {
+            gateway: s("istio-eastwest/istio-eastwest"),
+            message: s("conflict"),
+        };
+        let no_root = |a: &str, b: &str| Error::NoSharedRoot {
+            a: s(a),
+            b: s(b),
+            a_trusts: format!("{a} trusts AA"),
+            b_trusts: format!("{b} trusts BB"),
+        };
+        let cases: Vec<(&str, Error, &str)> = vec![
+            (
+                "the default cluster ID",
+                Error::DefaultClusterId { context: s("c1") },
+                "istiod in c1 runs with the default CLUSTER_ID `Kubernetes`: every cluster needs its own — reinstall istiod with global.multiCluster.clusterName (see `meshtrust values`)",
+            ),
+            (
+                "no cluster ID",
+                Error::NoClusterId { context: s("c1") },
+                "istiod in c1 sets no CLUSTER_ID — reinstall it with global.multiCluster.clusterName (see `meshtrust values`)",
+            ),
+            (
+                "no istiod",
+                Error::NoIstiod { context: s("c1") },
+                "no istiod Deployment (label app=istiod) in c1, and the east-west gateway is labelled with its cluster ID: install istiod first (see `meshtrust values`)",
+            ),
+            (
+                "no istio namespace",
+                Error::NoIstioNamespace {
+                    context: s("c1"),
+                    namespace: s("istio-system"),
+                },
+                "c1 has no namespace istio-system: install istiod first (see `meshtrust values`)",
+            ),
+            (
+                "no network for expose",
+                Error::NoNetwork { context: s("c1") },
+                "c1: istio-system has no topology.istio.io/network label and no --network was given; pass --network NET (the value of global.network)",
+            ),
+            (
+                "no network for a peer",
+                Error::NoGatewayNetwork { context: s("c2") },
+                "c2: neither its east-west gateway nor istio-system has a topology.istio.io/network label; rerun `meshtrust expose --context c2 --network NET`",
+            ),
+            (
+                "no east-west gateway",
+                Error::NoEastWestGateway {
+                    context: s("c2"),
+                    namespace: s("istio-eastwest"),
+                },
+                "c2 has no east-west gateway istio-eastwest/istio-eastwest; run `meshtrust expose --context c2` first",
+            ),
+            (
+                "no address yet",
+                Error::NoAddress { context: s("c2") },
+                "c2's east-west gateway has no address yet (no load balancer IP or hostname, no istio.io/expose-istiod-address annotation); wait for it (`meshtrust expose --context c2 --wait`) and rerun",
+            ),
+            (
+                "a field conflict",
+                conflict(),
+                "gateway istio-eastwest/istio-eastwest has fields owned by another manager (conflict); nothing was changed — pass --force to take them over",
+            ),
+            (
+                "a field conflict in one of several clusters",
+                conflict().in_context("c1"),
+                "context c1: gateway istio-eastwest/istio-eastwest has fields owned by another manager (conflict); nothing was changed — pass --force to take them over",
+            ),
+            (
+                "refused links",
+                Error::LinkRefused {
+                    refusals: vec![no_root("c1", "c3"), no_root("c2", "c3")],
+                },
+                "nothing was linked:\n  - c1 and c3 share no root CA, so their workloads could not authenticate each other: c1 trusts AA; c3 trusts BB. Give both the same root (`meshtrust bootstrap --contexts …` with one --root), or pass --skip-trust-check\n  - c2 and c3 share no root CA, so their workloads could not authenticate each other: c2 trusts AA; c3 trusts BB. Give both the same root (`meshtrust bootstrap --contexts …` with one --root), or pass --skip-trust-check",
+            ),
+            (
+                "unreadable clusters",
+                Error::LinkUnreadable {
+                    errors: vec![
+                        Error::NoAddress { context: s("c2") }.in_context("c1"),
+                        Error::Kube(meshtrust_kube::Error::Internal("x")).in_context("c2"),
+                    ],
+                },
+                "nothing was linked: context c1: c2's east-west gateway has no address yet (no load balancer IP or hostname, no istio.io/expose-istiod-address annotation); wait for it (`meshtrust expose --context c2 --wait`) and rerun; context c2: internal error: x",
+            ),
+            (
+                "a gateway that is not programmed (kubectl advice only)",
+                Error::NotProgrammed {
+                    namespace: s("istio-eastwest"),
+                    name: s("istio-eastwest"),
+                    timeout: std::time::Duration::from_secs(1),
+                    last: s("no status yet"),
+                },
+                "gateway istio-eastwest/istio-eastwest was not programmed within 1s: no status yet; check `kubectl -n istio-eastwest describe gateway istio-eastwest`",
+            ),
+        ];
+        for (case, e, want) in cases {
+            assert_eq!(render(&e), want, "{case}");
+            assert_eq!(format!("{:#}", error(e)), want, "{case}");
+        }
+    }
+
+    trait InContext {
+        fn in_context(self, context: &str) -> Error;
+    }
+
+    impl InContext for Error {
+        fn in_context(self, context: &str) -> Error {
+            Error::Cluster {
+                context: context.to_string(),
+                error: Box::new(self),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_cluster_in_a_check_report_gets_the_advice() {
+        let unreadable = Error::Kube(meshtrust_kube::Error::Access {
+            reason: s("no kubeconfig found"),
+            no_kubeconfig: true,
+        })
+        .in_context("c1");
+        let mut report = CheckReport {
+            clusters: vec![meshtrust_peering::ClusterReport {
+                context: s("c1"),
+                checks: vec![meshtrust_peering::Line {
+                    check: s("Cluster Access"),
+                    status: meshtrust_peering::Status::Fail,
+                    message: unreadable.to_string(),
+                }],
+                unreadable: Some(unreadable),
+            }],
+            mesh: vec![],
+            ok: false,
+        };
+        add_advice(&mut report);
+        assert_eq!(
+            report.clusters[0].checks[0].message,
+            "context c1: no kubeconfig found; pass --kubeconfig"
+        );
+    }
+}

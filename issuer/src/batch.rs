@@ -1,0 +1,122 @@
+//! Batch issuance: the one way every caller (the CLI's `cacerts`, `demo` and `bootstrap`,
+//! the controller's renewals and rotations) turns a set of clusters into checked `cacerts`
+//! bundles.
+//!
+//! Keys are generated in parallel on every core, the CSRs are signed with a bounded number
+//! of requests in flight, and every bundle is verified as istiod would before it is
+//! returned. Keys never leave this function's memory; only CSRs reach the issuer.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use meshtrust_ca::{
+    CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions, verify_bundle,
+};
+use rayon::prelude::*;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::{IssueRequest, Issuer};
+
+/// How many signing requests are in flight at once: enough to hide a remote CA's latency,
+/// few enough not to trip its rate limits.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// One cluster's bundle, issued and verified, not yet written anywhere.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IssuedBundle {
+    /// The cluster.
+    pub cluster: ClusterName,
+    /// Its intermediate, key, chain and trusted roots.
+    pub bundle: CaCerts,
+}
+
+/// What a batch produced.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Batch {
+    /// One bundle per cluster, in the order the clusters were given.
+    pub bundles: Vec<IssuedBundle>,
+    /// What the user should know (e.g. a validity shortened to the root's expiry).
+    pub notices: Vec<String>,
+}
+
+/// Issues one intermediate per cluster in `clusters` from the template `params` (its
+/// `cluster` is replaced by each), signed by `issuer`, and checks every bundle (in
+/// `params.format`) as istiod would. Fails as a whole, naming the cluster, when any cluster
+/// cannot be issued or its bundle would be refused: nothing is returned half done.
+pub async fn issue_batch(
+    issuer: Arc<dyn Issuer>,
+    params: &IntermediateParams,
+    clusters: &[ClusterName],
+    clock: &Clock,
+) -> Result<Batch> {
+    let now = clock.now();
+    let (keys, requests): (Vec<PrivateKey>, Vec<IssueRequest>) = clusters
+        .par_iter()
+        .map(|cluster| {
+            let params = params.for_cluster(cluster.clone());
+            let key = PrivateKey::generate(params.key_type)?;
+            let csr = params.csr(&key)?;
+            Ok((
+                key,
+                IssueRequest::new(cluster.clone(), csr, params.profile(), now),
+            ))
+        })
+        .collect::<std::result::Result<Vec<_>, meshtrust_ca::Error>>()
+        .map_err(|cause| Error::Ca {
+            context: "generating the intermediate keys and requests".to_string(),
+            cause,
+        })?
+        .into_iter()
+        .unzip();
+
+    let responses: Vec<_> = futures::stream::iter(requests)
+        .map(|request| {
+            let issuer = Arc::clone(&issuer);
+            tokio::spawn(async move {
+                let issued = issuer.issue_intermediate(&request).await;
+                (request.cluster, issued)
+            })
+        })
+        .buffered(MAX_IN_FLIGHT)
+        .collect()
+        .await;
+
+    let mut batch = Batch::default();
+    for (key, joined) in keys.into_iter().zip(responses) {
+        let (cluster, issued) = joined.map_err(|_| Error::Internal {
+            reason: "a signing task panicked".to_string(),
+        })?;
+        let issued = issued.map_err(|cause| Error::Issuance {
+            cluster: cluster.to_string(),
+            issuer: issuer.describe(),
+            cause: Box::new(cause),
+        })?;
+        batch.notices.extend(issued.notices);
+        batch.bundles.push(IssuedBundle {
+            cluster,
+            bundle: CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle),
+        });
+    }
+    // Checked at the time of checking, not of the request: a remote CA stamps notBefore
+    // with its own clock. In parallel: each check signs and path-validates a test workload
+    // certificate.
+    let checked_at = clock.now().max(now);
+    batch.bundles.par_iter().try_for_each(|b| {
+        let report = verify_bundle(
+            &b.bundle.bundle_files(params.format),
+            &VerifyOptions::at(checked_at),
+        );
+        if report.accepted() {
+            return Ok(());
+        }
+        Err(Error::Unverified {
+            cluster: b.cluster.to_string(),
+            issuer: issuer.describe(),
+            findings: report.findings.iter().map(|f| f.message.clone()).collect(),
+        })
+    })?;
+    Ok(batch)
+}

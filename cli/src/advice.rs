@@ -40,32 +40,20 @@ pub fn for_chain(e: &anyhow::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshtrust_ca::{
-        BundleFormat, ClusterName, IntermediateParams, PrivateKey, RootParams, VerifyOptions,
-    };
+    use meshtrust_ca::{BundleFiles, VerifyOptions};
     use meshtrust_kube::{Action, Desired, Existing, plan};
     use time::macros::datetime;
 
     #[test]
     fn a_conflict_is_shown_with_how_to_force_it() {
-        let now = datetime!(2026-01-01 00:00 UTC);
-        let root = RootParams::default().self_signed(now).unwrap();
-        let other = RootParams::default().self_signed(now).unwrap();
-        let params = IntermediateParams::new(ClusterName::new("c1").unwrap());
-        let key = PrivateKey::generate(params.key_type).unwrap();
-        let signed = other
-            .sign_intermediate(&params.csr(&key).unwrap(), &params.profile(), now)
-            .unwrap();
-        let theirs = other
-            .cacerts(signed.certificate, key)
-            .bundle_files(BundleFormat::Istio);
-        let ours = vec![root.certificate().fingerprint()];
+        let mut partial = BundleFiles::new();
+        partial.insert("ca-cert.pem", b"not a certificate".to_vec());
         let action = plan(
-            &Existing::Present { files: theirs },
-            &Desired::ChainsTo(&ours),
+            &Existing::Present { files: partial },
+            &Desired::ChainsTo(&["AB:CD".to_string()]),
             false,
             false,
-            &VerifyOptions::at(now),
+            &VerifyOptions::at(datetime!(2026-01-01 00:00 UTC)),
         );
         let Action::Conflict { reason } = action else {
             panic!("{action:?}")

@@ -13,10 +13,12 @@ use meshtrust_ca::{
     CaCerts, ClusterName, IntermediateParams, PrivateKey, VerifyOptions, verify_bundle,
 };
 use rayon::prelude::*;
+use time::OffsetDateTime;
+use tokio::task::JoinError;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::{IssueRequest, Issuer};
+use crate::{IssueRequest, IssueResponse, Issuer};
 
 /// How many signing requests are in flight at once: enough to hide a remote CA's latency,
 /// few enough not to trip its rate limits.
@@ -53,7 +55,22 @@ pub async fn issue_batch(
     clock: &Clock,
 ) -> Result<Batch> {
     let now = clock.now();
-    let (keys, requests): (Vec<PrivateKey>, Vec<IssueRequest>) = clusters
+    let (keys, requests) = keys_and_requests(params, clusters, now)?;
+    let responses = sign_all(&issuer, requests).await;
+    let batch = collect_bundles(issuer.as_ref(), keys, responses)?;
+    // Checked at the time of checking, not of the request: a remote CA stamps notBefore
+    // with its own clock.
+    check_all(issuer.as_ref(), params, &batch, clock.now().max(now))?;
+    Ok(batch)
+}
+
+/// A key and a CSR for every cluster, generated in parallel on every core.
+fn keys_and_requests(
+    params: &IntermediateParams,
+    clusters: &[ClusterName],
+    now: OffsetDateTime,
+) -> Result<(Vec<PrivateKey>, Vec<IssueRequest>)> {
+    Ok(clusters
         .par_iter()
         .map(|cluster| {
             let params = params.for_cluster(cluster.clone());
@@ -70,11 +87,18 @@ pub async fn issue_batch(
             cause,
         })?
         .into_iter()
-        .unzip();
+        .unzip())
+}
 
-    let responses: Vec<_> = futures::stream::iter(requests)
+/// What one signing task returns: the cluster and its intermediate, or why it failed.
+type Signed = std::result::Result<(ClusterName, Result<IssueResponse>), JoinError>;
+
+/// Sends every request to `issuer`, [`MAX_IN_FLIGHT`] at a time; the answers come back in
+/// the order of the requests.
+async fn sign_all(issuer: &Arc<dyn Issuer>, requests: Vec<IssueRequest>) -> Vec<Signed> {
+    futures::stream::iter(requests)
         .map(|request| {
-            let issuer = Arc::clone(&issuer);
+            let issuer = Arc::clone(issuer);
             tokio::spawn(async move {
                 let issued = issuer.issue_intermediate(&request).await;
                 (request.cluster, issued)
@@ -82,8 +106,16 @@ pub async fn issue_batch(
         })
         .buffered(MAX_IN_FLIGHT)
         .collect()
-        .await;
+        .await
+}
 
+/// Pairs each answer with its key into a bundle; the first failure, naming its cluster,
+/// fails the batch.
+fn collect_bundles(
+    issuer: &dyn Issuer,
+    keys: Vec<PrivateKey>,
+    responses: Vec<Signed>,
+) -> Result<Batch> {
     let mut batch = Batch::default();
     for (key, joined) in keys.into_iter().zip(responses) {
         let (cluster, issued) = joined.map_err(|_| Error::Internal {
@@ -100,10 +132,17 @@ pub async fn issue_batch(
             bundle: CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle),
         });
     }
-    // Checked at the time of checking, not of the request: a remote CA stamps notBefore
-    // with its own clock. In parallel: each check signs and path-validates a test workload
-    // certificate.
-    let checked_at = clock.now().max(now);
+    Ok(batch)
+}
+
+/// Verifies every bundle as istiod would, at `checked_at`. In parallel: each check signs
+/// and path-validates a test workload certificate.
+fn check_all(
+    issuer: &dyn Issuer,
+    params: &IntermediateParams,
+    batch: &Batch,
+    checked_at: OffsetDateTime,
+) -> Result<()> {
     batch.bundles.par_iter().try_for_each(|b| {
         let report = verify_bundle(
             &b.bundle.bundle_files(params.format),
@@ -117,6 +156,5 @@ pub async fn issue_batch(
             issuer: issuer.describe(),
             findings: report.findings.iter().map(|f| f.message.clone()).collect(),
         })
-    })?;
-    Ok(batch)
+    })
 }

@@ -18,6 +18,28 @@ pub(super) fn check_chain(
     roots: &[Certificate],
     report: &mut BundleReport,
 ) {
+    if !check_order(c, names, format, ca, chain) {
+        return;
+    }
+    let Some(path) = path_to_anchor(c, names, chain, roots) else {
+        return;
+    };
+    let anchor = *path.last().expect("chain starts with the CA");
+    report.anchor_fingerprint = Some(anchor.fingerprint());
+    check_issuers(c, names, &path);
+    check_lifetimes(c, names, ca, &path);
+    check_roots(c, names, anchor, roots);
+}
+
+/// The chain starts with the CA (istio layout) and lists each certificate right before its
+/// issuer. Reports the first break and returns whether there was none.
+fn check_order(
+    c: &mut Checker,
+    names: &Names,
+    format: BundleFormat,
+    ca: &Certificate,
+    chain: &[Certificate],
+) -> bool {
     if format == BundleFormat::Istio && chain.first() != Some(ca) {
         let first = chain.first().map(Certificate::subject).unwrap_or_default();
         c.error(
@@ -28,7 +50,7 @@ pub(super) fn check_chain(
                 names.chain, names.cert
             ),
         );
-        return;
+        return false;
     }
     for (i, pair) in chain.windows(2).enumerate() {
         if !pair[0].is_issued_by(&pair[1]) {
@@ -42,44 +64,57 @@ pub(super) fn check_chain(
                     describe(names.chain, i + 2, &pair[1])
                 ),
             );
-            return;
+            return false;
         }
     }
-    // The path a workload certificate takes: its issuer (the CA) first, up to the anchor.
+    true
+}
+
+/// The path a workload certificate takes: its issuer (the CA) first, up to the anchor, a
+/// root of the trust bundle, which is last. `None`, reported, when no root anchors it.
+fn path_to_anchor<'a>(
+    c: &mut Checker,
+    names: &Names,
+    chain: &'a [Certificate],
+    roots: &'a [Certificate],
+) -> Option<Vec<&'a Certificate>> {
     let mut path: Vec<&Certificate> = chain.iter().collect();
     let last = *path.last().expect("chain starts with the CA");
-    let anchor = if roots.contains(last) {
-        last.clone()
-    } else if let Some(root) = roots.iter().find(|r| last.is_issued_by(r)) {
+    if roots.contains(last) {
+        return Some(path);
+    }
+    if let Some(root) = roots.iter().find(|r| last.is_issued_by(r)) {
         path.push(root);
-        root.clone()
+        return Some(path);
+    }
+    let held: Vec<String> = roots.iter().map(Certificate::subject).collect();
+    let end = if last.is_self_signed() {
+        format!(
+            "the self-signed root {} (sha256 {})",
+            last.subject(),
+            &last.fingerprint()[..23]
+        )
     } else {
-        let held: Vec<String> = roots.iter().map(Certificate::subject).collect();
-        let end = if last.is_self_signed() {
-            format!(
-                "the self-signed root {} (sha256 {})",
-                last.subject(),
-                &last.fingerprint()[..23]
-            )
-        } else {
-            format!("{} (issued by {})", last.subject(), last.x509().issuer())
-        };
-        c.error(
-            Problem::UntrustedChain,
-            names.roots,
-            format!(
-                "{} does not chain to any root in {}: the chain ends at {end}, while {} holds [{}]; put the root that issued the chain into {}, or reissue the intermediate from your root",
-                names.cert,
-                names.roots,
-                names.roots,
-                held.join("; "),
-                names.roots
-            ),
-        );
-        return;
+        format!("{} (issued by {})", last.subject(), last.x509().issuer())
     };
-    report.anchor_fingerprint = Some(anchor.fingerprint());
+    c.error(
+        Problem::UntrustedChain,
+        names.roots,
+        format!(
+            "{} does not chain to any root in {}: the chain ends at {end}, while {} holds [{}]; put the root that issued the chain into {}, or reissue the intermediate from your root",
+            names.cert,
+            names.roots,
+            names.roots,
+            held.join("; "),
+            names.roots
+        ),
+    );
+    None
+}
 
+/// Every issuer above the CA on the path: a CA, within its path length, not SHA-1-signed,
+/// without an extendedKeyUsage that Go rejects.
+fn check_issuers(c: &mut Checker, names: &Names, path: &[&Certificate]) {
     for (k, cert) in path.iter().enumerate().skip(1) {
         if !cert.is_ca() {
             c.error(
@@ -115,6 +150,10 @@ pub(super) fn check_chain(
         }
         c.eku(names.chain, &cert.subject(), cert);
     }
+}
+
+/// No certificate on the path outlives its issuer.
+fn check_lifetimes(c: &mut Checker, names: &Names, ca: &Certificate, path: &[&Certificate]) {
     for pair in path.windows(2) {
         let (child, issuer) = (pair[0], pair[1]);
         if child.not_after() > issuer.not_after() {
@@ -132,9 +171,13 @@ pub(super) fn check_chain(
             );
         }
     }
+}
+
+/// The anchor is valid now and for a while; other roots of the bundle have not expired.
+fn check_roots(c: &mut Checker, names: &Names, anchor: &Certificate, roots: &[Certificate]) {
     for (i, root) in roots.iter().enumerate() {
         let what = format!("{} root #{} ({})", names.roots, i + 1, root.subject());
-        if *root == anchor {
+        if root == anchor {
             c.validity(
                 names.roots,
                 &what,

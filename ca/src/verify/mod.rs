@@ -1,7 +1,9 @@
 //! Would istiod accept this `cacerts` bundle, and would the workload certificates it signs
 //! validate? Every problem found is reported, not just the first.
 
+mod ca_cert;
 mod chain;
+mod checker;
 mod workload;
 
 use serde::Serialize;
@@ -10,9 +12,10 @@ use time::{Duration, OffsetDateTime};
 use crate::bundle::{BundleFiles, BundleFormat};
 use crate::cert::{CertInfo, Certificate};
 use crate::error::Error;
-use crate::fmt_time;
 use crate::key::PrivateKey;
+use ca_cert::{check_ca_cert, check_key_pair};
 use chain::check_chain;
+use checker::{Checker, Names};
 use workload::validate_workload_path;
 
 /// How bad a finding is.
@@ -129,110 +132,6 @@ impl BundleReport {
     }
 }
 
-pub(crate) struct Names {
-    pub(crate) cert: &'static str,
-    pub(crate) key: &'static str,
-    pub(crate) chain: &'static str,
-    pub(crate) roots: &'static str,
-}
-
-pub(crate) struct Checker {
-    pub(crate) findings: Vec<Finding>,
-    pub(crate) opts: VerifyOptions,
-}
-
-impl Checker {
-    pub(crate) fn push(
-        &mut self,
-        severity: Severity,
-        problem: Problem,
-        file: &str,
-        message: String,
-    ) {
-        self.findings.push(Finding {
-            severity,
-            problem,
-            file: file.to_string(),
-            message,
-        });
-    }
-
-    pub(crate) fn error(&mut self, problem: Problem, file: &str, message: String) {
-        self.push(Severity::Error, problem, file, message);
-    }
-
-    pub(crate) fn warn(&mut self, problem: Problem, file: &str, message: String) {
-        self.push(Severity::Warning, problem, file, message);
-    }
-
-    pub(crate) fn has(&self, problem: Problem) -> bool {
-        self.findings.iter().any(|f| f.problem == problem)
-    }
-
-    pub(crate) fn has_errors(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Error)
-    }
-
-    pub(crate) fn certs(&mut self, files: &BundleFiles, name: &str) -> Option<Vec<Certificate>> {
-        let bytes = files.get(name)?;
-        match Certificate::all_from_pem(name, bytes) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                self.error(
-                    Problem::MalformedPem,
-                    name,
-                    format!("{e}; regenerate the bundle with `meshtrust cacerts`"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Expiry, not-yet-valid and soon-to-expire checks for one certificate.
-    pub(crate) fn validity(&mut self, file: &str, what: &str, cert: &Certificate, fix: &str) {
-        let now = self.opts.now;
-        if now > cert.not_after() {
-            self.error(
-                Problem::Expired,
-                file,
-                format!("{what} expired at {}: {fix}", fmt_time(cert.not_after())),
-            );
-        } else if now < cert.not_before() {
-            self.error(
-                Problem::NotYetValid,
-                file,
-                format!(
-                    "{what} is not valid before {}: check this machine's clock, or wait",
-                    fmt_time(cert.not_before())
-                ),
-            );
-        } else if cert.not_after() - now < self.opts.warn_within {
-            self.warn(
-                Problem::ExpiresSoon,
-                file,
-                format!(
-                    "{what} expires at {} (in {} days): {fix}",
-                    fmt_time(cert.not_after()),
-                    (cert.not_after() - now).whole_days()
-                ),
-            );
-        }
-    }
-
-    pub(crate) fn eku(&mut self, file: &str, what: &str, cert: &Certificate) {
-        if let Some(eku) = cert.eku_without_server_auth() {
-            self.error(
-                Problem::ExtendedKeyUsage,
-                file,
-                format!(
-                    "{what} has extendedKeyUsage [{}] without serverAuth: istiod checks its CA with Go's x509.Verify, which then rejects it; reissue the CA without extendedKeyUsage",
-                    eku.join(", ")
-                ),
-            );
-        }
-    }
-}
-
 /// Checks a bundle the way istiod loads it, and then the way workloads use it.
 ///
 /// istiod's own acceptance (all files present; key matches; RSA or ECDSA; CA certificate;
@@ -242,24 +141,8 @@ impl Checker {
 /// path-validated by rustls-webpki as an independent check.
 pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport {
     let format = BundleFormat::detect(files.names());
-    let names = match format {
-        BundleFormat::Istio => Names {
-            cert: "ca-cert.pem",
-            key: "ca-key.pem",
-            chain: "cert-chain.pem",
-            roots: "root-cert.pem",
-        },
-        BundleFormat::Tls => Names {
-            cert: "tls.crt",
-            key: "tls.key",
-            chain: "tls.crt",
-            roots: "ca.crt",
-        },
-    };
-    let mut c = Checker {
-        findings: Vec::new(),
-        opts: *opts,
-    };
+    let names = Names::of(format);
+    let mut c = Checker::new(*opts);
     let mut report = BundleReport {
         format,
         findings: Vec::new(),
@@ -277,6 +160,38 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
         report.findings = c.findings;
         return report;
     }
+    check_files_present(&mut c, files, format);
+    let parts = read_parts(&mut c, files, format, &names);
+    if let Some(roots) = &parts.roots {
+        report.root_fingerprints = roots.iter().map(Certificate::fingerprint).collect();
+    }
+    if let Some(ca) = &parts.ca {
+        report.ca_cert = Some(ca.info());
+        check_ca_cert(&mut c, &names, ca);
+        check_key_pair(&mut c, &names, ca, parts.key.as_ref());
+    }
+    if let (Some(ca), Some(chain), Some(roots)) = (&parts.ca, &parts.chain, &parts.roots) {
+        check_chain(&mut c, &names, format, ca, chain, roots, &mut report);
+    }
+    check_workload(&mut c, &names, &parts);
+
+    c.findings.sort_by_key(|f| f.severity);
+    report.findings = c.findings;
+    report
+}
+
+/// What could be read from the files of a bundle.
+struct Parts {
+    /// The first certificate of the CA certificate file.
+    ca: Option<Certificate>,
+    /// The chain from the CA up (in the tls layout, the CA certificate file itself).
+    chain: Option<Vec<Certificate>>,
+    roots: Option<Vec<Certificate>>,
+    key: Option<PrivateKey>,
+}
+
+/// Every file of the layout is there: istiod refuses a partial bundle.
+fn check_files_present(c: &mut Checker, files: &BundleFiles, format: BundleFormat) {
     for name in format.file_names() {
         if files.get(name).is_none() {
             c.error(
@@ -289,7 +204,10 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
             );
         }
     }
+}
 
+/// Parses the certificates and the key, reporting what cannot be read.
+fn read_parts(c: &mut Checker, files: &BundleFiles, format: BundleFormat, names: &Names) -> Parts {
     let ca_file_certs = c.certs(files, names.cert);
     let ca = ca_file_certs.as_ref().and_then(|v| v.first().cloned());
     let roots = c.certs(files, names.roots);
@@ -310,61 +228,26 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
                 None
             }
         });
-    if let Some(roots) = &roots {
-        report.root_fingerprints = roots.iter().map(Certificate::fingerprint).collect();
+    Parts {
+        ca,
+        chain,
+        roots,
+        key,
     }
+}
 
-    let reissue = "reissue it with `meshtrust cacerts --force`";
-    if let Some(ca) = &ca {
-        report.ca_cert = Some(ca.info());
-        let alg = ca.key_algorithm();
-        if !alg.accepted_by_istiod() && !c.has(Problem::UnsupportedKey) {
-            c.error(
-                Problem::UnsupportedKey,
-                names.cert,
-                format!("{} has an {alg} public key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256", names.cert),
-            );
-        }
-        if !ca.is_ca() {
-            c.error(
-                Problem::NotCa,
-                names.cert,
-                format!("{} is not a CA certificate (basicConstraints CA:TRUE is missing): istiod cannot sign workload certificates with it; {reissue}", names.cert),
-            );
-        } else if !ca.may_sign_certificates() {
-            c.error(
-                Problem::NotCa,
-                names.cert,
-                format!("{} is not a CA allowed to sign certificates (keyUsage lacks keyCertSign); {reissue}", names.cert),
-            );
-        }
-        c.validity(names.cert, names.cert, ca, reissue);
-        if ca.signed_with_sha1() {
-            c.error(
-                Problem::WeakSignature,
-                names.cert,
-                format!("{} is signed with SHA-1 ({}), which Go's x509 (istiod) and rustls refuse; {reissue}", names.cert, ca.signature_algorithm()),
-            );
-        }
-        c.eku(names.cert, names.cert, ca);
-        if let Some(key) = &key
-            && key.public_key_raw() != ca.public_key_raw().as_slice()
-        {
-            let e = Error::KeyMismatch {
-                key: names.key.to_string(),
-                cert: names.cert.to_string(),
-            };
-            c.error(Problem::KeyMismatch, names.key, e.to_string());
-        }
-    }
-
-    if let (Some(ca), Some(chain), Some(roots)) = (&ca, &chain, &roots) {
-        check_chain(&mut c, &names, format, ca, chain, roots, &mut report);
-    }
-
+/// The independent check, once nothing else is wrong: a workload certificate signed with
+/// the key validates through the chain to the roots.
+fn check_workload(c: &mut Checker, names: &Names, parts: &Parts) {
+    let Parts {
+        ca,
+        chain,
+        roots,
+        key,
+    } = parts;
     if !c.has_errors()
-        && let (Some(ca), Some(key), Some(chain), Some(roots)) = (&ca, &key, &chain, &roots)
-        && let Err(e) = validate_workload_path(ca, key, chain, roots, opts.now)
+        && let (Some(ca), Some(key), Some(chain), Some(roots)) = (ca, key, chain, roots)
+        && let Err(e) = validate_workload_path(ca, key, chain, roots, c.opts.now)
     {
         c.error(
             Problem::PathValidation,
@@ -375,8 +258,4 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
             ),
         );
     }
-
-    c.findings.sort_by_key(|f| f.severity);
-    report.findings = c.findings;
-    report
 }

@@ -184,6 +184,9 @@ pub enum Scenario {
     FreshCluster,
     /// The root and a current `cacerts` exist: only the status is written.
     UpToDate { root: Secret, cacerts: Secret },
+    /// [`Scenario::UpToDate`], reconciled twice at the same generation: the second round
+    /// reuses the issuer built by the first (no second read of the root Secret).
+    UpToDateTwice { root: Secret, cacerts: Secret },
     /// `cacerts` is past its renewal time: it is replaced with the observed resourceVersion
     /// (after a backup when meshtrust did not write it).
     Renewing { root: Secret, cacerts: Secret },
@@ -231,6 +234,18 @@ impl ApiServerVerifier {
                 }
                 Scenario::UpToDate { root, cacerts } => {
                     self.get_root_secret(Some(&root)).await;
+                    self.get_namespace(Some(NETWORK)).await;
+                    self.get_cacerts(Some(&cacerts)).await;
+                    self.list_istiod_pods().await;
+                }
+                Scenario::UpToDateTwice { root, cacerts } => {
+                    self.get_root_secret(Some(&root)).await;
+                    self.get_namespace(Some(NETWORK)).await;
+                    self.get_cacerts(Some(&cacerts)).await;
+                    self.list_istiod_pods().await;
+                    self.patch_status(mt.clone()).await;
+                    // The same generation again: the issuer is reused, the root Secret
+                    // is not read a second time.
                     self.get_namespace(Some(NETWORK)).await;
                     self.get_cacerts(Some(&cacerts)).await;
                     self.list_istiod_pods().await;

@@ -395,3 +395,28 @@ async fn an_invalid_spec_touches_no_cluster_and_waits_for_a_change() {
         run.metrics
     );
 }
+
+#[tokio::test]
+async fn a_second_round_at_the_same_generation_reuses_the_issuer() {
+    let now = test_now();
+    let root = root_at(now - Duration::days(1));
+    let bundle = bundle_issued_at(&root, now - Duration::hours(1), Duration::days(365));
+    let mt = MeshTrust::test();
+    let (ctx, clock, server) = Context::test(now);
+    let verifier = server.run(
+        mt.clone(),
+        Scenario::UpToDateTwice {
+            root: root_secret(&root),
+            cacerts: held_cacerts(&bundle, now),
+        },
+    );
+    let first = reconcile_round(&mt, &ctx).await.expect("the first round");
+    clock.advance(StdDuration::from_secs(30));
+    let second = reconcile_round(&mt, &ctx).await.expect("the second round");
+    drop(ctx);
+    let written = verified(verifier).await;
+    assert!(first.after().is_some() && second.after().is_some());
+    let status = written.status.expect("a status");
+    condition(&status.conditions, "Ready", ConditionStatus::True, "Ready");
+    assert!(written.root.is_none() && written.events.is_empty());
+}

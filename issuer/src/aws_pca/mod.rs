@@ -2,6 +2,7 @@
 //! CSR whose key never leaves this machine.
 
 mod api;
+mod issue;
 mod retry;
 mod sdk;
 
@@ -16,7 +17,6 @@ use meshtrust_ca::{Certificate, TrustBundle, fmt_time, sha256_hex};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
 
-use crate::check::check_issued;
 use crate::error::{Error, Result};
 use crate::{IssueRequest, IssueResponse, Issuer};
 
@@ -269,102 +269,15 @@ impl Issuer for AwsPcaIssuer {
 
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
         let facts = self.facts().await?;
-        let arn = self.ca_arn.as_str();
-        let cluster = request.cluster.as_str();
-        let template = template_arn(request.profile.path_len)?;
-        let (mut days, clamped) =
-            validity_days(request.now, request.profile.validity, facts.not_after).map_err(
-                |reason| Error::Config {
-                    location: arn.to_string(),
-                    reason,
-                },
-            )?;
-        let short_lived = facts.usage_mode.as_deref() == Some("SHORT_LIVED_CERTIFICATE");
-        if short_lived && days > SHORT_LIVED_MAX_DAYS {
-            days = SHORT_LIVED_MAX_DAYS;
-        }
-        let input = IssueInput {
-            ca_arn: arn.to_string(),
-            csr_pem: request.csr.to_pem(),
-            signing_algorithm: facts.signing_algorithm.to_string(),
-            template_arn: template.clone(),
-            validity_days: days,
-            not_before: Some(backdated(request.now, facts.not_before)),
-            idempotency_token: idempotency_token(cluster, request.csr.der()),
-        };
-        let cert_arn = self
-            .policy
-            .run(|| self.api.issue_certificate(&input))
-            .await
-            .map_err(|e| self.aws_error("IssueCertificate", e))?;
-        let max_wait = self.policy.max_wait;
-        match tokio::time::timeout(max_wait, self.api.wait_issued(arn, &cert_arn, max_wait)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(self.aws_error("GetCertificate", (e, 1))),
-            Err(_) => {
-                return Err(
-                    self.aws_error("GetCertificate", (ApiError::WaiterTimeout(max_wait), 1))
-                );
-            }
-        }
-        let issued = self
-            .policy
-            .run(|| self.api.get_certificate(arn, &cert_arn))
-            .await
-            .map_err(|e| self.aws_error("GetCertificate", e))?;
-
-        let certificate = parse(arn, "a certificate", &issued.certificate)?
-            .into_iter()
-            .next()
-            .expect("parse returns at least one");
-        let chain = match issued.chain.as_deref().filter(|c| !c.trim().is_empty()) {
-            Some(pem) => parse(arn, "a certificate chain", pem)?,
-            None => {
-                return Err(self.rejected(
-                    &template,
-                    cluster,
-                    "no CertificateChain came with the certificate".to_string(),
-                ));
-            }
-        };
-        let top = chain.last().expect("parse returns at least one");
-        if *top != facts.root {
-            return Err(self.rejected(
-                &template,
-                cluster,
-                format!(
-                    "the chain ends at {} ({}), but GetCertificateAuthorityCertificate leads to root {} ({})",
-                    top.subject(),
-                    &top.fingerprint()[..23],
-                    facts.root.subject(),
-                    &facts.root.fingerprint()[..23]
-                ),
-            ));
-        }
-        let trust = TrustBundle::of(facts.root.clone());
-        let problems = check_issued(&request.csr, &request.profile, &certificate, &chain, &trust);
-        if !problems.is_empty() {
-            return Err(self.rejected(&template, cluster, problems.join("; ")));
-        }
-        let mut notices = Vec::new();
-        if clamped {
-            notices.push(format!(
-                "cluster {cluster}: validity shortened to {days} days, the lifetime left to CA {arn}"
-            ));
-        }
-        if short_lived
-            && days == SHORT_LIVED_MAX_DAYS
-            && request.profile.validity.whole_days() > SHORT_LIVED_MAX_DAYS
-        {
-            notices.push(format!(
-                "cluster {cluster}: CA {arn} is in short-lived certificate mode, which issues for at most {SHORT_LIVED_MAX_DAYS} days; this intermediate must be renewed weekly (docs/aws.md)"
-            ));
-        }
+        let plan = self.plan(facts, request)?;
+        let issued = self.sign(&self.issue_input(facts, request, &plan)).await?;
+        let (certificate, chain) = self.read_issued(&plan, request.cluster.as_str(), &issued)?;
+        let trust = self.check_answer(facts, request, &plan, &certificate, &chain)?;
         Ok(IssueResponse {
             certificate,
             chain,
             trust_bundle: trust,
-            notices,
+            notices: self.notices(request, &plan),
         })
     }
 }

@@ -220,7 +220,7 @@ impl RootCa {
             "root-cert.pem",
             root,
             now,
-            "create a new root with `meshtrust root create` and rotate to it (docs/rotation.md)",
+            "create a new root and rotate to it (docs/rotation.md)",
         )?;
         if let Some(limit) = root.path_len()
             && u32::from(profile.path_len) + 1 > limit
@@ -228,7 +228,7 @@ impl RootCa {
             return Err(Error::InvalidParameter {
                 field: "path length",
                 reason: format!(
-                    "root-cert.pem allows {limit} CA level(s) below it (pathlen:{limit}); an intermediate with --path-len {} needs pathlen:{} or none on the root",
+                    "root-cert.pem allows {limit} CA level(s) below it (pathlen:{limit}); an intermediate with path length {} needs pathlen:{} or none on the root",
                     profile.path_len,
                     u32::from(profile.path_len) + 1
                 ),

@@ -275,7 +275,7 @@ impl PrivateKey {
                 if pair.algorithm() == &rcgen::PKCS_ED25519 {
                     return Err(Error::UnsupportedKey {
                         name: name.to_string(),
-                        reason: "is an Ed25519 key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256".to_string(),
+                        reason: "is an Ed25519 key; istiod accepts RSA or ECDSA CA keys only: use an ECDSA P-256 key".to_string(),
                     });
                 }
                 Signer::AwsLc(pair)

@@ -132,7 +132,7 @@ impl RootCa {
             "root-cert.pem",
             &cert,
             now,
-            "create a new root with `meshtrust root create` and rotate to it (docs/rotation.md)",
+            "create a new root and rotate to it (docs/rotation.md)",
         )?;
         let key = PrivateKey::from_pem("root-key.pem", key_pem)?;
         if key.public_key_raw() != cert.public_key_raw() {

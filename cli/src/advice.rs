@@ -17,24 +17,49 @@ pub fn kube(e: &meshtrust_kube::Error) -> &'static str {
     }
 }
 
+/// What to do about an issuer error on the command line (empty when nothing to add).
+pub fn issuer(e: &meshtrust_issuer::Error) -> String {
+    use meshtrust_issuer::Error;
+    match e {
+        Error::Issuance { cause, .. } => issuer(cause),
+        Error::NoRootDir { dir } => {
+            format!("; create a root there with `meshtrust root create --out {dir}`")
+        }
+        Error::NoRootFile { dir, .. } => {
+            format!(" (create one with `meshtrust root create --out {dir}`)")
+        }
+        Error::NoRegion => "; pass --region".to_string(),
+        Error::CaNotFound { .. } => {
+            " (the region comes from --region, AWS_REGION or your AWS profile)".to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Appended after the findings of a bundle istiod would refuse.
+pub const REISSUE: &str = "reissue it with `meshtrust cacerts --force` (or `meshtrust bootstrap --force` for a cluster's cacerts; the controller renews what it manages)";
+
 /// `e` with its advice.
 pub fn render_kube(e: &meshtrust_kube::Error) -> String {
     format!("{e}{}", kube(e))
 }
 
 /// The advice for the first error in `e`'s chain that has some.
-pub fn for_chain(e: &anyhow::Error) -> &'static str {
+pub fn for_chain(e: &anyhow::Error) -> String {
     e.chain()
         .find_map(|cause| {
+            if let Some(i) = cause.downcast_ref::<meshtrust_issuer::Error>() {
+                return Some(issuer(i)).filter(|a| !a.is_empty());
+            }
             let error = cause.downcast_ref::<meshtrust_kube::Error>().or_else(|| {
                 match cause.downcast_ref::<meshtrust_controller::Error>() {
                     Some(meshtrust_controller::Error::Kube(k)) => Some(k),
                     _ => None,
                 }
             })?;
-            Some(kube(error)).filter(|a| !a.is_empty())
+            Some(kube(error).to_string()).filter(|a| !a.is_empty())
         })
-        .unwrap_or("")
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -72,5 +97,44 @@ mod tests {
         assert!(shown.contains("nothing was overwritten"), "{shown}");
         assert!(shown.ends_with("rerun to plan again"), "{shown}");
         assert_eq!(for_chain(&anyhow::Error::new(e)), " — rerun to plan again");
+    }
+
+    #[test]
+    fn a_missing_root_is_shown_with_how_to_create_one() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let e =
+            meshtrust_issuer::LocalIssuer::from_dir(std::path::Path::new("nope"), now).unwrap_err();
+        let shown = format!("{e}{}", issuer(&e));
+        assert!(
+            shown.contains("nope") && shown.contains("meshtrust root create"),
+            "{shown}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let e = meshtrust_issuer::LocalIssuer::from_dir(dir.path(), now).unwrap_err();
+        let text = e.to_string();
+        let shown = format!("{text}{}", for_chain(&anyhow::Error::new(e)));
+        assert!(
+            shown.contains("root-cert.pem") && shown.contains("meshtrust root create --out"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn aws_errors_name_the_region_flag() {
+        let not_found = meshtrust_issuer::Error::CaNotFound {
+            arn: "arn:aws:acm-pca:eu-west-1:1:certificate-authority/x".into(),
+            message: "no such CA".into(),
+        };
+        let shown = format!("{not_found}{}", issuer(&not_found));
+        assert!(
+            shown.contains("was not found") && shown.contains("--region"),
+            "{shown}"
+        );
+        let shown = format!(
+            "{}{}",
+            meshtrust_issuer::Error::NoRegion,
+            issuer(&meshtrust_issuer::Error::NoRegion)
+        );
+        assert!(shown.contains("--region"), "{shown}");
     }
 }

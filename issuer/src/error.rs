@@ -20,6 +20,35 @@ pub enum Error {
         /// The underlying error (its message is part of this one's).
         cause: meshtrust_ca::Error,
     },
+    /// A root directory does not exist (or is not a directory).
+    #[error("{dir}: does not exist or is not a directory")]
+    NoRootDir {
+        /// The directory.
+        dir: String,
+    },
+    /// A file of a root directory does not exist.
+    #[error("{path}: does not exist; a root directory holds root-cert.pem and root-key.pem")]
+    NoRootFile {
+        /// The missing file.
+        path: String,
+        /// Its directory.
+        dir: String,
+    },
+    /// No AWS region is configured anywhere.
+    #[error(
+        "AWS region: no region is configured (set AWS_REGION, or a region in your AWS profile)"
+    )]
+    NoRegion,
+    /// The AWS Private CA does not exist where it was looked for.
+    #[error(
+        "certificate authority {arn} was not found ({message}); check the ARN, the region and the account of your credentials"
+    )]
+    CaNotFound {
+        /// The ARN.
+        arn: String,
+        /// What AWS said.
+        message: String,
+    },
     /// A call to a remote CA failed; the reason names the permission, ARN or quota at fault.
     #[error("{reason}")]
     Aws {

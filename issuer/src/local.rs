@@ -39,20 +39,22 @@ impl LocalIssuer {
     pub fn from_dir(dir: &Path, now: OffsetDateTime) -> Result<LocalIssuer> {
         let shown = dir.display().to_string();
         if !dir.is_dir() {
-            return Err(Error::Config {
-                location: shown,
-                reason: "does not exist or is not a directory; create a root there with `meshtrust root create --out DIR`".to_string(),
-            });
+            return Err(Error::NoRootDir { dir: shown });
         }
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| Error::Config {
-                location: path.display().to_string(),
-                reason: if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("does not exist; a root directory holds root-cert.pem and root-key.pem (create one with `meshtrust root create --out {shown}`)")
+            std::fs::read(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::NoRootFile {
+                        path: path.display().to_string(),
+                        dir: shown.clone(),
+                    }
                 } else {
-                    format!("cannot be read: {e}")
-                },
+                    Error::Config {
+                        location: path.display().to_string(),
+                        reason: format!("cannot be read: {e}"),
+                    }
+                }
             })
         };
         let cert = read("root-cert.pem")?;

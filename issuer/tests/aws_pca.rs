@@ -317,7 +317,8 @@ async fn failures_give_messages_a_user_can_act_on() {
                 ..Faults::default()
             },
             0,
-            vec!["was not found", ARN, "--region"],
+            // The --region flag is the binary's advice (cli/src/advice.rs).
+            vec!["was not found", ARN, "the region"],
         ),
         (
             "the waiter gives up clearly",

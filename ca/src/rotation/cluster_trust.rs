@@ -31,8 +31,7 @@ impl ClusterTrust {
             files.get(file).ok_or_else(|| Error::Pem {
                 name: name(file),
                 expected: "certificate",
-                reason: "the file is missing; reissue the bundle with `meshtrust cacerts --force`"
-                    .to_string(),
+                reason: "the file is missing; reissue the bundle".to_string(),
             })
         };
         let trust_pem = read(format.trust_file())?.to_vec();

@@ -57,7 +57,7 @@ pub fn plan_rotation(
             cluster: None,
             reason: BlockReason::SameRoot,
             message: format!(
-                "the new root is the old root ({}): create a new root with `meshtrust root create` and rotate to it",
+                "the new root is the old root ({}): create a new root and rotate to it",
                 describe(old)
             ),
         });

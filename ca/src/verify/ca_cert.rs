@@ -8,13 +8,13 @@ use crate::key::PrivateKey;
 /// The CA certificate: an RSA or ECDSA key, a CA that may sign certificates, valid now,
 /// not SHA-1-signed, without an extendedKeyUsage that Go rejects.
 pub(super) fn check_ca_cert(c: &mut Checker, names: &Names, ca: &Certificate) {
-    let reissue = "reissue it with `meshtrust cacerts --force`";
+    let reissue = "reissue it";
     let alg = ca.key_algorithm();
     if !alg.accepted_by_istiod() && !c.has(Problem::UnsupportedKey) {
         c.error(
             Problem::UnsupportedKey,
             names.cert,
-            format!("{} has an {alg} public key; istiod accepts RSA or ECDSA CA keys only: reissue with --key-type ecdsa-p256", names.cert),
+            format!("{} has an {alg} public key; istiod accepts RSA or ECDSA CA keys only: reissue it with an ECDSA P-256 key", names.cert),
         );
     }
     if !ca.is_ca() {

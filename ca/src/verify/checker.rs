@@ -85,7 +85,7 @@ impl Checker {
                 self.error(
                     Problem::MalformedPem,
                     name,
-                    format!("{e}; regenerate the bundle with `meshtrust cacerts`"),
+                    format!("{e}; regenerate the bundle"),
                 );
                 None
             }

@@ -155,7 +155,7 @@ pub fn verify_bundle(files: &BundleFiles, opts: &VerifyOptions) -> BundleReport 
         c.error(
             Problem::MissingFile,
             "",
-            "no cacerts files found: expected ca-cert.pem, ca-key.pem, cert-chain.pem and root-cert.pem (or tls.crt, tls.key and ca.crt); create them with `meshtrust cacerts`".to_string(),
+            "no cacerts files found: expected ca-cert.pem, ca-key.pem, cert-chain.pem and root-cert.pem (or tls.crt, tls.key and ca.crt)".to_string(),
         );
         report.findings = c.findings;
         return report;

@@ -126,6 +126,7 @@ fn print_verdict(dir: &str, report: &BundleReport, failed: bool, strict: bool) {
                 ""
             }
         );
+        eprintln!("   to fix: {}", crate::advice::REISSUE);
     } else {
         println!(
             "✅ {dir}: istiod would accept this bundle, and workload certificates it signs validate"

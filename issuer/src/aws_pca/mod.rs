@@ -30,7 +30,7 @@ pub const MAX_PATH_LEN: u8 = 3;
 pub fn template_arn(path_len: u8) -> Result<String> {
     if path_len > MAX_PATH_LEN {
         return Err(Error::Config {
-            location: "--path-len".to_string(),
+            location: "the intermediate's path length".to_string(),
             reason: format!(
                 "AWS Private CA has subordinate CA templates for path lengths 0 to {MAX_PATH_LEN}, not {path_len}"
             ),
@@ -149,9 +149,12 @@ impl AwsPcaIssuer {
             ApiError::AccessDenied(m) => format!(
                 "AWS denied acm-pca:{action} on {arn} ({m}); grant acm-pca:{action} on this CA to the caller (see docs/aws.md for the policy)"
             ),
-            ApiError::NotFound(m) => format!(
-                "certificate authority {arn} was not found ({m}); check the ARN, the --region and the account of your credentials"
-            ),
+            ApiError::NotFound(m) => {
+                return Error::CaNotFound {
+                    arn: arn.clone(),
+                    message: m.clone(),
+                };
+            }
             ApiError::InvalidState(m) => format!(
                 "certificate authority {arn} is not in a state that allows {action} ({m}); it must be ACTIVE"
             ),

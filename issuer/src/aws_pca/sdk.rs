@@ -66,10 +66,7 @@ impl SdkPca {
         }
         let config = loader.load().await;
         if config.region().is_none() {
-            return Err(Error::Config {
-                location: "AWS region".to_string(),
-                reason: "no region is configured: pass --region (or set AWS_REGION, or a region in your AWS profile)".to_string(),
-            });
+            return Err(Error::NoRegion);
         }
         Ok(SdkPca {
             client: Client::new(&config),

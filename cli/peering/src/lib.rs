@@ -58,7 +58,7 @@ pub mod values;
 
 pub use apply::{apply_gateway, ensure_namespace, label_network, wait_programmed};
 pub use check::{
-    CheckOptions, ClusterView, EXPIRY_WARNING, Line, Status, cluster_checks, mesh_checks,
+    CheckOptions, ClusterView, EXPIRY_WARNING, Fix, Line, Status, cluster_checks, mesh_checks,
 };
 pub use error::{Error, Result};
 pub use flow::{

@@ -1,8 +1,9 @@
 //! How the peering commands (`expose`, `link`, `check`, `bootstrap --peering`) report: the
-//! `check` report as text, and peering errors with the command-line advice that the library
-//! leaves to the binary (the library says what is wrong; only the binary knows its flags).
+//! `check` report as text, and peering errors and check lines with the command-line advice
+//! that the library leaves to the binary (the library says what is wrong and what must
+//! happen; only the binary knows its commands and flags).
 
-use meshtrust_peering::{CheckReport, Error};
+use meshtrust_peering::{CheckReport, Error, Fix, Line};
 
 /// What to do about `e` on the command line, as the text appended to its message (with the
 /// punctuation that joins it); `None` when the message says it all.
@@ -60,7 +61,31 @@ pub fn error(e: Error) -> anyhow::Error {
     anyhow::anyhow!(render(&e))
 }
 
-/// Adds the advice to the `Cluster Access` line of every cluster that could not be read.
+/// What to type about `fix`, as the text appended to the message of its check line (with
+/// the punctuation that joins it); `None` for a fix this binary has no words for.
+pub fn fix_advice(fix: &Fix) -> Option<String> {
+    Some(match fix {
+        Fix::InstallIstiod => "; install istiod (`meshtrust values` prints its Helm values)".into(),
+        Fix::EnablePeeringDiscovery => {
+            "; reinstall istiod with `meshtrust values` (platforms.peering.enabled)".into()
+        }
+        Fix::Expose => "; create it with `meshtrust expose`".into(),
+        Fix::LabelNetwork => "; set it with `meshtrust expose --network NET`".into(),
+        Fix::ExposeOnNetwork(network) => format!("; rerun `meshtrust expose --network {network}`"),
+        Fix::Link => "; link clusters with `meshtrust link`".into(),
+        Fix::Relink => "; rerun `meshtrust link`".into(),
+        Fix::DeliverCacerts => "; create it with `meshtrust bootstrap` or `meshtrust push`".into(),
+        Fix::RenewIntermediate => {
+            "; renew it: `meshtrust bootstrap --force`, or run the controller".into()
+        }
+        Fix::DeliverOneRoot => "; deliver one root to both (`meshtrust bootstrap`), or, if a root rotation skipped a phase, follow docs/rotation.md".into(),
+        _ => return None,
+    })
+}
+
+/// Adds the command-line advice to a report before it is printed or serialized: to every
+/// line with a [`Fix`], what to type about it (the fix is used up, so advice is added once);
+/// to the `Cluster Access` line of every cluster that could not be read, its error's advice.
 pub fn add_advice(report: &mut CheckReport) {
     for c in &mut report.clusters {
         if let Some(e) = &c.unreadable {
@@ -68,6 +93,15 @@ pub fn add_advice(report: &mut CheckReport) {
                 l.message = render(e);
             }
         }
+        c.checks.iter_mut().for_each(advise);
+    }
+    report.mesh.iter_mut().for_each(advise);
+}
+
+/// Appends to `l`'s message what to type about its fix, if it has one.
+fn advise(l: &mut Line) {
+    if let Some(advice) = l.fix.take().as_ref().and_then(fix_advice) {
+        l.message.push_str(&advice);
     }
 }
 
@@ -269,6 +303,7 @@ mod tests {
                     check: s("Cluster Access"),
                     status: meshtrust_peering::Status::Fail,
                     message: unreadable.to_string(),
+                    fix: None,
                 }],
                 unreadable: Some(unreadable),
             }],
@@ -279,6 +314,143 @@ mod tests {
         assert_eq!(
             report.clusters[0].checks[0].message,
             "context c1: no kubeconfig found; pass --kubeconfig"
+        );
+    }
+
+    fn report(
+        checks: Vec<meshtrust_peering::Line>,
+        mesh: Vec<meshtrust_peering::Line>,
+    ) -> CheckReport {
+        CheckReport {
+            clusters: vec![meshtrust_peering::ClusterReport {
+                context: s("c1"),
+                checks,
+                unreadable: None,
+            }],
+            mesh,
+            ok: false,
+        }
+    }
+
+    #[test]
+    fn each_fix_reads_as_the_check_line_did_before_the_library_split() {
+        let cases: Vec<(&str, Fix, &str)> = vec![
+            (
+                "no istiod pods found",
+                Fix::InstallIstiod,
+                "no istiod pods found; install istiod (`meshtrust values` prints its Helm values)",
+            ),
+            (
+                "istiod does not set ENABLE_PEERING_DISCOVERY=true, so it ignores peer gateways",
+                Fix::EnablePeeringDiscovery,
+                "istiod does not set ENABLE_PEERING_DISCOVERY=true, so it ignores peer gateways; reinstall istiod with `meshtrust values` (platforms.peering.enabled)",
+            ),
+            (
+                "no east-west gateway pods found",
+                Fix::Expose,
+                "no east-west gateway pods found; create it with `meshtrust expose`",
+            ),
+            (
+                "no east-west gateway istio-eastwest",
+                Fix::Expose,
+                "no east-west gateway istio-eastwest; create it with `meshtrust expose`",
+            ),
+            (
+                "istio-system has no topology.istio.io/network label",
+                Fix::LabelNetwork,
+                "istio-system has no topology.istio.io/network label; set it with `meshtrust expose --network NET`",
+            ),
+            (
+                "istio-system is on network net1 but the east-west gateway says net2",
+                Fix::ExposeOnNetwork(s("net1")),
+                "istio-system is on network net1 but the east-west gateway says net2; rerun `meshtrust expose --network net1`",
+            ),
+            (
+                "no istio-remote peer gateways",
+                Fix::Link,
+                "no istio-remote peer gateways; link clusters with `meshtrust link`",
+            ),
+            (
+                "c1: peer cluster2 points at 192.0.2.99, but c2's east-west gateway is at 192.0.2.2",
+                Fix::Relink,
+                "c1: peer cluster2 points at 192.0.2.99, but c2's east-west gateway is at 192.0.2.2; rerun `meshtrust link`",
+            ),
+            (
+                "no cacerts Secret: istiod signs with its own self-signed root, which no other cluster trusts",
+                Fix::DeliverCacerts,
+                "no cacerts Secret: istiod signs with its own self-signed root, which no other cluster trusts; create it with `meshtrust bootstrap` or `meshtrust push`",
+            ),
+            (
+                "valid, but the intermediate expires 2030-01-11 00:00:00 UTC (in 10 day(s))",
+                Fix::RenewIntermediate,
+                "valid, but the intermediate expires 2030-01-11 00:00:00 UTC (in 10 day(s)); renew it: `meshtrust bootstrap --force`, or run the controller",
+            ),
+            (
+                "c1 and c2 share no root CA: cross-cluster mTLS between them fails",
+                Fix::DeliverOneRoot,
+                "c1 and c2 share no root CA: cross-cluster mTLS between them fails; deliver one root to both (`meshtrust bootstrap`), or, if a root rotation skipped a phase, follow docs/rotation.md",
+            ),
+        ];
+        for (fact, fix, want) in cases {
+            let l = meshtrust_peering::Line {
+                check: s("Some Check"),
+                status: meshtrust_peering::Status::Fail,
+                message: s(fact),
+                fix: Some(fix.clone()),
+            };
+            let mut r = report(vec![l.clone()], vec![l]);
+            add_advice(&mut r);
+            assert_eq!(r.clusters[0].checks[0].message, want, "{fix:?}");
+            assert_eq!(r.mesh[0].message, want, "{fix:?} (mesh)");
+        }
+    }
+
+    #[test]
+    fn a_cluster_with_nothing_installed_reads_as_before_in_text_and_json() {
+        use meshtrust_peering::{CheckOptions, ClusterView, TrustView, cluster_checks};
+        let facts = ClusterFacts::default();
+        let trust = TrustView::default();
+        let view = ClusterView {
+            name: "c1",
+            facts: &facts,
+            report: None,
+            trust: &trust,
+        };
+        let opts = CheckOptions {
+            precheck: false,
+            now: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let mut r = report(cluster_checks(&view, &opts), vec![]);
+        add_advice(&mut r);
+        add_advice(&mut r);
+        let messages: Vec<&str> = r.clusters[0]
+            .checks
+            .iter()
+            .map(|l| l.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "no istiod pods found; install istiod (`meshtrust values` prints its Helm values)",
+                "no ztunnel pods found; install the ztunnel chart",
+                "no east-west gateway pods found; create it with `meshtrust expose`",
+                "no east-west gateway istio-eastwest; create it with `meshtrust expose`",
+                "no istio-remote peer gateways; link clusters with `meshtrust link`",
+                "no istiod Deployment (label app=istiod) to read settings from",
+                "istiod is not installed",
+                "no cacerts Secret: istiod signs with its own self-signed root, which no other cluster trusts; create it with `meshtrust bootstrap` or `meshtrust push`",
+                "istio-ca-root-cert is not published yet (is istiod running?)",
+                "istio-system has no topology.istio.io/network label; set it with `meshtrust expose --network NET`",
+            ]
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["clusters"][0]["checks"][4],
+            serde_json::json!({
+                "check": "Peers Check",
+                "status": "fail",
+                "message": "no istio-remote peer gateways; link clusters with `meshtrust link`"
+            })
         );
     }
 }

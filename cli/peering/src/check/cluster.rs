@@ -5,7 +5,9 @@ use kube::api::DynamicObject;
 use meshtrust_ca::{Severity, fmt_time};
 use meshtrust_kube::CACERTS;
 
-use super::{CheckOptions, ClusterView, EXPIRY_WARNING, Line, Status, condition_problem, line};
+use super::{
+    CheckOptions, ClusterView, EXPIRY_WARNING, Fix, Line, Status, condition_problem, line,
+};
 use crate::gateway::{EASTWEST, NETWORK_LABEL};
 use crate::observe::{ClusterFacts, PodHealth, ROOT_CONFIGMAP};
 
@@ -18,19 +20,19 @@ pub fn cluster_checks(c: &ClusterView<'_>, opts: &CheckOptions) -> Vec<Line> {
             "Pod Check (istiod)",
             "istiod",
             &f.istiod_pods,
-            "install istiod (`meshtrust values` prints its Helm values)",
+            Remedy::Fix(Fix::InstallIstiod),
         ),
         pods(
             "Pod Check (ztunnel)",
             "ztunnel",
             &f.ztunnel_pods,
-            "install the ztunnel chart",
+            Remedy::Advice("install the ztunnel chart"),
         ),
         pods(
             "Pod Check (eastwest gateway)",
             "east-west gateway",
             &f.eastwest_pods,
-            "create it with `meshtrust expose`",
+            Remedy::Fix(Fix::Expose),
         ),
         eastwest_programmed(f),
         peers(f, opts),
@@ -48,8 +50,9 @@ fn eastwest_programmed(f: &ClusterFacts) -> Line {
         None => line(
             CHECK,
             Status::Fail,
-            format!("no east-west gateway {EASTWEST}; create it with `meshtrust expose`"),
-        ),
+            format!("no east-west gateway {EASTWEST}"),
+        )
+        .with_fix(Fix::Expose),
         Some(g) => match condition_problem(&g.data, "Programmed") {
             None => line(CHECK, Status::Pass, "all eastwest gateways programmed"),
             Some(p) => line(
@@ -79,8 +82,9 @@ fn peering_discovery(f: &ClusterFacts) -> Line {
         Some(_) => line(
             CHECK,
             Status::Fail,
-            "istiod does not set ENABLE_PEERING_DISCOVERY=true, so it ignores peer gateways; reinstall istiod with `meshtrust values` (platforms.peering.enabled)",
-        ),
+            "istiod does not set ENABLE_PEERING_DISCOVERY=true, so it ignores peer gateways",
+        )
+        .with_fix(Fix::EnablePeeringDiscovery),
     }
 }
 
@@ -110,11 +114,7 @@ fn peers(f: &ClusterFacts, opts: &CheckOptions) -> Line {
         return if opts.precheck {
             line(CHECK, Status::Pass, "no peers yet (precheck)")
         } else {
-            line(
-                CHECK,
-                Status::Fail,
-                "no istio-remote peer gateways; link clusters with `meshtrust link`",
-            )
+            line(CHECK, Status::Fail, "no istio-remote peer gateways").with_fix(Fix::Link)
         };
     }
     let problems: Vec<String> = f.peers.iter().filter_map(peer_problem).collect();
@@ -151,9 +151,10 @@ fn cacerts(c: &ClusterView<'_>, opts: &CheckOptions) -> Line {
             CHECK,
             Status::Fail,
             format!(
-                "no {CACERTS} Secret: istiod signs with its own self-signed root, which no other cluster trusts; create it with `meshtrust bootstrap` or `meshtrust push`"
+                "no {CACERTS} Secret: istiod signs with its own self-signed root, which no other cluster trusts"
             ),
-        );
+        )
+        .with_fix(Fix::DeliverCacerts);
     };
     let errors: Vec<&str> = report
         .findings
@@ -181,11 +182,12 @@ fn cacerts(c: &ClusterView<'_>, opts: &CheckOptions) -> Line {
             CHECK,
             Status::Warn,
             format!(
-                "valid, but the intermediate expires {} (in {} day(s)); renew it: `meshtrust bootstrap --force`, or run the controller",
+                "valid, but the intermediate expires {} (in {} day(s))",
                 fmt_time(cert.not_after),
                 left.whole_days()
             ),
-        );
+        )
+        .with_fix(Fix::RenewIntermediate);
     }
     line(
         CHECK,
@@ -237,10 +239,9 @@ fn network(f: &ClusterFacts) -> Line {
         return line(
             CHECK,
             Status::Fail,
-            format!(
-                "istio-system has no {NETWORK_LABEL} label; set it with `meshtrust expose --network NET`"
-            ),
-        );
+            format!("istio-system has no {NETWORK_LABEL} label"),
+        )
+        .with_fix(Fix::LabelNetwork);
     };
     let gw = f
         .eastwest
@@ -251,17 +252,28 @@ fn network(f: &ClusterFacts) -> Line {
         Some(g) if g != ns => line(
             CHECK,
             Status::Fail,
-            format!(
-                "istio-system is on network {ns} but the east-west gateway says {g}; rerun `meshtrust expose --network {ns}`"
-            ),
-        ),
+            format!("istio-system is on network {ns} but the east-west gateway says {g}"),
+        )
+        .with_fix(Fix::ExposeOnNetwork(ns.clone())),
         _ => line(CHECK, Status::Pass, format!("network {ns}")),
     }
 }
 
-fn pods(check: &str, what: &str, pods: &[PodHealth], hint: &str) -> Line {
+/// What to do when a component has no pods at all.
+enum Remedy {
+    /// Advice that needs no meshtrust command, appended to the message.
+    Advice(&'static str),
+    /// What must happen, for the caller to say how.
+    Fix(Fix),
+}
+
+fn pods(check: &str, what: &str, pods: &[PodHealth], missing: Remedy) -> Line {
     if pods.is_empty() {
-        return line(check, Status::Fail, format!("no {what} pods found; {hint}"));
+        let none = format!("no {what} pods found");
+        return match missing {
+            Remedy::Advice(advice) => line(check, Status::Fail, format!("{none}; {advice}")),
+            Remedy::Fix(fix) => line(check, Status::Fail, none).with_fix(fix),
+        };
     }
     let unhealthy: Vec<String> = pods
         .iter()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kube::api::DynamicObject;
 use meshtrust_kube::CACERTS;
 
-use super::{ClusterView, Line, Status, line};
+use super::{ClusterView, Fix, Line, Status, line};
 use crate::gateway::{CLUSTER_LABEL, NETWORK_LABEL, PEER_PREFIX};
 use crate::observe::{ROOT_CONFIGMAP, service_addresses};
 use crate::trust::{Agreement, short_list};
@@ -41,10 +41,9 @@ fn trust_line(agreement: &Agreement) -> Line {
         Agreement::Split { pair: (a, b) } => line(
             CHECK,
             Status::Fail,
-            format!(
-                "{a} and {b} share no root CA: cross-cluster mTLS between them fails; deliver one root to both (`meshtrust bootstrap`), or, if a root rotation skipped a phase, follow docs/rotation.md"
-            ),
-        ),
+            format!("{a} and {b} share no root CA: cross-cluster mTLS between them fails"),
+        )
+        .with_fix(Fix::DeliverOneRoot),
         Agreement::Unknown { clusters } => line(
             CHECK,
             Status::Fail,
@@ -84,25 +83,34 @@ fn cluster_id_uniqueness(clusters: &[ClusterView<'_>]) -> Line {
 /// Whether every peer gateway still matches its destination's network, ID and address.
 fn peer_consistency(clusters: &[ClusterView<'_>]) -> Line {
     const CHECK: &str = "Peer Consistency Check";
-    let stale: Vec<String> = clusters
+    let stale: Vec<(String, Option<Fix>)> = clusters
         .iter()
         .flat_map(|c| c.facts.peers.iter().map(move |p| (c, p)))
         .flat_map(|(c, p)| stale_peer(c, p, clusters))
         .collect();
     if stale.is_empty() {
-        line(
+        return line(
             CHECK,
             Status::Pass,
             "peer gateways match their destinations' network, ID and address",
-        )
-    } else {
-        line(CHECK, Status::Fail, stale.join("; "))
+        );
+    }
+    let fix = stale.iter().find_map(|(_, fix)| fix.clone());
+    let what: Vec<String> = stale.into_iter().map(|(what, _)| what).collect();
+    Line {
+        fix,
+        ..line(CHECK, Status::Fail, what.join("; "))
     }
 }
 
-/// How peer gateway `p` in cluster `c` differs from its destination among `clusters`; empty
-/// when it does not, or when its destination is not among them.
-fn stale_peer(c: &ClusterView<'_>, p: &DynamicObject, clusters: &[ClusterView<'_>]) -> Vec<String> {
+/// How peer gateway `p` in cluster `c` differs from its destination among `clusters`, each
+/// with what must happen about it when the message alone does not say; empty when it does
+/// not differ, or when its destination is not among them.
+fn stale_peer(
+    c: &ClusterView<'_>,
+    p: &DynamicObject,
+    clusters: &[ClusterView<'_>],
+) -> Vec<(String, Option<Fix>)> {
     let mut stale = Vec::new();
     let Some(dst_id) = p
         .metadata
@@ -122,29 +130,32 @@ fn stale_peer(c: &ClusterView<'_>, p: &DynamicObject, clusters: &[ClusterView<'_
     if let Some(net) = &dst.facts.network_label
         && label(NETWORK_LABEL).as_ref() != Some(net)
     {
-        stale.push(format!(
+        let what = format!(
             "{}: peer {dst_id} says network {}, {} is on {net}",
             c.name,
             label(NETWORK_LABEL).unwrap_or_else(|| "(none)".into()),
             dst.name
-        ));
+        );
+        stale.push((what, None));
     }
     if label(CLUSTER_LABEL).as_deref() != Some(dst_id) {
-        stale.push(format!(
+        let what = format!(
             "{}: peer {dst_id} has a wrong {CLUSTER_LABEL} label",
             c.name
-        ));
+        );
+        stale.push((what, None));
     }
     let have = peer_addresses(p);
     let want = eastwest_addresses(dst);
     if !want.is_empty() && have != want {
-        stale.push(format!(
-            "{}: peer {dst_id} points at {}, but {}'s east-west gateway is at {}; rerun `meshtrust link`",
+        let what = format!(
+            "{}: peer {dst_id} points at {}, but {}'s east-west gateway is at {}",
             c.name,
             have.join(","),
             dst.name,
             want.join(",")
-        ));
+        );
+        stale.push((what, Some(Fix::Relink)));
     }
     stale
 }

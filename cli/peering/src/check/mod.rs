@@ -2,11 +2,15 @@
 //! lines out. The same lines as `istioctl multicluster check`, plus what it never checks: the
 //! `cacerts` bundle, the roots every cluster trusts, expiry and network consistency.
 //!
-//! The checks of one cluster are in `cluster`, those across clusters in `mesh`; the lines'
-//! texts are the report users of `meshtrust check` read, fixes included.
+//! The checks of one cluster are in `cluster`, those across clusters in `mesh`. A line's
+//! message states what was found (and any advice that is not meshtrust's own, such as a
+//! `kubectl` command or a document); what must happen about it is the line's [`Fix`], which
+//! a caller with a command line turns into what to type.
 
 mod cluster;
 mod mesh;
+#[cfg(test)]
+mod tests;
 
 pub use cluster::cluster_checks;
 pub use mesh::mesh_checks;
@@ -51,8 +55,40 @@ pub struct Line {
     pub check: String,
     /// Pass, warn or fail.
     pub status: Status,
-    /// What was found, and what to do about a failure.
+    /// What was found (and advice that needs no meshtrust command, e.g. `kubectl`).
     pub message: String,
+    /// What must happen about a failure or warning, for the caller to say how; `None` when
+    /// the message says it all.
+    #[serde(skip)]
+    pub fix: Option<Fix>,
+}
+
+/// What must happen to clear a failed or warned [`Line`] — named for the action, not for a
+/// command: the library states the fact, a caller with a command line says what to type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fix {
+    /// Install istiod, with the Helm values of a multicluster mesh.
+    InstallIstiod,
+    /// Reinstall istiod with peering discovery enabled (`ENABLE_PEERING_DISCOVERY=true`).
+    EnablePeeringDiscovery,
+    /// Create the east-west gateway.
+    Expose,
+    /// Label istiod's namespace with the cluster's network (and the east-west gateway too).
+    LabelNetwork,
+    /// Re-create the east-west gateway on this network, the one istiod's namespace is on.
+    ExposeOnNetwork(String),
+    /// Create the peer gateways that link the clusters.
+    Link,
+    /// Re-create the peer gateways, which point at old east-west gateway addresses.
+    Relink,
+    /// Deliver a `cacerts` Secret chaining to the mesh's root.
+    DeliverCacerts,
+    /// Renew the intermediate in `cacerts` before it expires.
+    RenewIntermediate,
+    /// Give both clusters one root; if a root rotation skipped a phase, docs/rotation.md
+    /// says how to recover.
+    DeliverOneRoot,
 }
 
 pub(crate) fn line(check: &str, status: Status, message: impl Into<String>) -> Line {
@@ -60,6 +96,17 @@ pub(crate) fn line(check: &str, status: Status, message: impl Into<String>) -> L
         check: check.to_string(),
         status,
         message: message.into(),
+        fix: None,
+    }
+}
+
+impl Line {
+    /// This line, with what must happen about it.
+    pub(crate) fn with_fix(self, fix: Fix) -> Line {
+        Line {
+            fix: Some(fix),
+            ..self
+        }
     }
 }
 

@@ -126,6 +126,7 @@ fn unreadable_report(context: String, e: Error) -> ClusterReport {
             check: "Cluster Access".into(),
             status: Status::Fail,
             message: e.to_string(),
+            fix: None,
         }],
         unreadable: Some(e),
     }
@@ -145,6 +146,7 @@ fn mesh_lines(read: &[Checked], views: &[ClusterView<'_>], wanted: usize) -> Vec
             status: Status::Fail,
             message: "some clusters could not be read; the mesh-wide checks cover only the others"
                 .into(),
+            fix: None,
         });
     }
     lines

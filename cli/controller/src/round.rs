@@ -29,10 +29,11 @@ pub enum RoundKind {
     Steady,
 }
 
-/// The kind of round: an invalid spec first, then an unavailable issuer, then rotation or
-/// steady state.
-pub fn kind(invalid: Option<String>, issuer: Result<bool, String>) -> RoundKind {
-    match (invalid, issuer) {
+/// The kind of round: an invalid spec first (`invalid` says why), then an unavailable
+/// issuer (`signers` says why it could not be built), then a rotation (`signers` is
+/// `Ok(true)`: the spec's signers include a new root) or steady state.
+pub fn kind(invalid: Option<String>, signers: Result<bool, String>) -> RoundKind {
+    match (invalid, signers) {
         (Some(why), _) => RoundKind::InvalidSpec(why),
         (None, Err(why)) => RoundKind::IssuerUnavailable(why),
         (None, Ok(true)) => RoundKind::Rotation,

@@ -29,5 +29,7 @@ fi
 
 cargo test --workspace --locked "$@"
 # The controller suite moves a running controller's clock with --clock-offset-file, a flag
-# only test builds have (feature test-clock; the release binary refuses it).
-cargo test -p meshtrust-cli --features test-clock --locked --test e2e_controller "$@"
+# only test builds have (feature test-clock; the release binary refuses it). --workspace
+# keeps every dependency's features as in the run above, so only meshtrust-cli is rebuilt
+# (with -p alone, the AWS SDK and its crypto crates would be built a second time).
+cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller "$@"

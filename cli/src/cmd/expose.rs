@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use meshtrust_peering::{EASTWEST, ExposeOptions, Locality, Namespaces, expose, to_yaml};
 
-use super::report;
+use crate::advice::peering as peering_advice;
 use crate::args::{ExposeArgs, PeeringNamespaces};
 
 /// The namespaces of a peering command.
@@ -24,7 +24,7 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
     let client = access
         .client(context)
         .await
-        .map_err(|e| report::error(e.into()))?;
+        .map_err(|e| peering_advice::error(e.into()))?;
     let opts = ExposeOptions {
         namespaces: namespaces(&args.namespaces),
         network: args.network.clone(),
@@ -37,7 +37,9 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
         force: args.force,
         wait: args.wait.then_some(args.timeout),
     };
-    let exposed = expose(&client, shown, &opts).await.map_err(report::error)?;
+    let exposed = expose(&client, shown, &opts)
+        .await
+        .map_err(peering_advice::error)?;
     if args.generate {
         if exposed.relabelled {
             eprintln!(
@@ -45,7 +47,10 @@ pub async fn run(args: ExposeArgs) -> Result<ExitCode> {
                 opts.namespaces.istio, exposed.network
             );
         }
-        print!("{}", to_yaml(&[exposed.gateway]).map_err(report::error)?);
+        print!(
+            "{}",
+            to_yaml(&[exposed.gateway]).map_err(peering_advice::error)?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if exposed.relabelled {

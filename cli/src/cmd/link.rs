@@ -7,7 +7,7 @@ use meshtrust_issuer::Clock;
 use meshtrust_peering::{LinkOptions, link, pairs, to_yaml};
 
 use super::expose::namespaces;
-use super::report;
+use crate::advice::peering as peering_advice;
 use crate::args::LinkArgs;
 
 pub async fn run(args: LinkArgs) -> Result<ExitCode> {
@@ -31,14 +31,14 @@ pub async fn run(args: LinkArgs) -> Result<ExitCode> {
     };
     let links = link(&access, &pairs, &opts, Clock::system().now())
         .await
-        .map_err(report::error)?;
+        .map_err(peering_advice::error)?;
     if args.generate {
         for l in &links {
             println!(
                 "# in cluster \"{}\", pointing to cluster \"{}\"",
                 l.from, l.to
             );
-            let yaml = to_yaml(std::slice::from_ref(&l.gateway)).map_err(report::error)?;
+            let yaml = to_yaml(std::slice::from_ref(&l.gateway)).map_err(peering_advice::error)?;
             print!("{yaml}");
         }
         return Ok(ExitCode::SUCCESS);

@@ -14,6 +14,7 @@ use meshtrust_peering::{
 };
 
 use super::Target;
+use crate::advice::peering as peering_advice;
 use crate::args::BootstrapArgs;
 use crate::cmd::report;
 
@@ -88,10 +89,10 @@ async fn expose_one(
     let client = access
         .client(Some(&t.context))
         .await
-        .map_err(|e| report::error(e.into()))?;
+        .map_err(|e| peering_advice::error(e.into()))?;
     let e = expose(&client, &t.context, &opts)
         .await
-        .map_err(report::error)?;
+        .map_err(peering_advice::error)?;
     println!(
         "Gateway {}/{EASTWEST} applied to cluster \"{}\" (network \"{}\", cluster ID \"{}\"), programmed",
         opts.namespaces.eastwest, t.context, e.network, e.cluster_id
@@ -115,7 +116,7 @@ async fn link_all(
     };
     let links = link(access, &pairs(contexts), &opts, Clock::system().now())
         .await
-        .map_err(report::error)
+        .map_err(peering_advice::error)
         .context("trust is delivered and clusters exposed, but linking failed")?;
     for l in &links {
         println!(

@@ -1,6 +1,8 @@
 //! Command-line advice: the library crates say what is wrong; only the binary knows its own
 //! flags and how a person reruns a command, so the advice is added here.
 
+pub mod peering;
+
 /// Appended to a plan's conflict: how to force the replacement.
 pub const FORCE_REPLACE: &str = "; pass --force to replace it (with --backup to keep a copy)";
 

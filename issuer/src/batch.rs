@@ -57,7 +57,7 @@ pub async fn issue_batch(
     let now = clock.now();
     let (keys, requests) = keys_and_requests(params, clusters, now)?;
     let responses = sign_all(&issuer, requests).await;
-    let batch = collect_bundles(issuer.as_ref(), keys, responses)?;
+    let batch = collect_bundles(issuer.as_ref(), clusters, keys, responses)?;
     // Checked at the time of checking, not of the request: a remote CA stamps notBefore
     // with its own clock.
     check_all(issuer.as_ref(), params, &batch, clock.now().max(now))?;
@@ -113,13 +113,17 @@ async fn sign_all(issuer: &Arc<dyn Issuer>, requests: Vec<IssueRequest>) -> Vec<
 /// fails the batch.
 fn collect_bundles(
     issuer: &dyn Issuer,
+    clusters: &[ClusterName],
     keys: Vec<PrivateKey>,
     responses: Vec<Signed>,
 ) -> Result<Batch> {
     let mut batch = Batch::default();
-    for (key, joined) in keys.into_iter().zip(responses) {
+    for ((key, joined), asked) in keys.into_iter().zip(responses).zip(clusters) {
         let (cluster, issued) = joined.map_err(|_| Error::Internal {
-            reason: "a signing task panicked".to_string(),
+            reason: format!(
+                "signing the intermediate of cluster {asked} by {} panicked; nothing was written",
+                issuer.describe()
+            ),
         })?;
         let issued = issued.map_err(|cause| Error::Issuance {
             cluster: cluster.to_string(),

@@ -248,12 +248,6 @@ impl SignerCache {
         Ok((built, true))
     }
 
-    /// Forgets the signers of a MeshTrust that is gone.
-    pub fn forget(&self, mt: &MeshTrust) {
-        let key = mt.uid().unwrap_or_else(|| mt.name_any());
-        self.lock().remove(&key);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }

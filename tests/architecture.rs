@@ -34,11 +34,12 @@ const CRATES: &[(&str, &str, u8)] = &[
     ("meshtrust-kube", "kube", 2),
     ("meshtrust-peering", "peering", 3),
     ("meshtrust-controller", "controller", 3),
+    ("meshtrust-service", "service", 3),
     ("meshtrust-cli", "cli", 4),
 ];
 
 /// The library crates, by short name: everything but the binary.
-const LIBRARIES: &[&str] = &["ca", "issuer", "kube", "peering", "controller"];
+const LIBRARIES: &[&str] = &["ca", "issuer", "kube", "peering", "controller", "service"];
 
 /// The test harness: a dev-dependency of others, never a normal one.
 const TESTKIT: &str = "meshtrust-testkit";

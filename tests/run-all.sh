@@ -3,7 +3,11 @@
 #   - openssl (Debian package): the independent verifier of every bundle;
 #   - .venv with moto[server] (PyPI): the AWS Private CA emulator. The end-to-end tests start
 #     their own emulators on loopback ports from this virtualenv (stock moto, and moto made
-#     faithful by tests/aws/faithful_moto.py), one per test, and stop them afterwards.
+#     faithful by tests/aws/faithful_moto.py), one per test, and stop them afterwards;
+#   - curl (Debian): the independent HTTP client of `meshtrust serve`'s suites;
+#   - PostgreSQL 15 (Debian): a server started here, as the postgres user, in a temporary
+#     directory on a loopback port, for the store's suites and two `serve` replicas sharing
+#     it (MESHTRUST_TEST_POSTGRES_URL); stopped when this script exits.
 # Extra arguments are passed to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,26 @@ apt_install() {
 
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+command -v curl >/dev/null 2>&1 || apt_install curl
+command -v jq >/dev/null 2>&1 || apt_install jq
+
+PG_BIN=/usr/lib/postgresql/15/bin
+[ -x "$PG_BIN/initdb" ] || apt_install postgresql
+PG_DIR=$(mktemp -d /tmp/meshtrust-pg.XXXXXX)
+PG_PORT=$((20000 + RANDOM % 20000))
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+stop_postgres() {
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  $sudo rm -rf "$PG_DIR"
+}
+trap stop_postgres EXIT
+$sudo chown postgres "$PG_DIR"
+as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U meshtrust >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+  -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+export MESHTRUST_TEST_POSTGRES_URL="postgres://meshtrust@127.0.0.1:$PG_PORT/postgres"
 
 if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
   rm -rf .venv
@@ -32,4 +56,5 @@ cargo test --workspace --locked "$@"
 # only test builds have (feature test-clock; the release binary refuses it). --workspace
 # keeps every dependency's features as in the run above, so only meshtrust-cli is rebuilt
 # (with -p alone, the AWS SDK and its crypto crates would be built a second time).
-cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller "$@"
+# The service suites move the service's clock the same way.
+cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller --test e2e_service --test e2e_service_api "$@"

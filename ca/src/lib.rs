@@ -12,6 +12,9 @@
 //!   [`Backoff`] for retries).
 //! - [`plan_rotation`]: the next step of a zero-downtime root rotation, from what the
 //!   clusters hold.
+//! - [`Csr::inspect`], [`csr_matches`]: what a request asks for, and whether a cluster may have it.
+//! - [`possession_message`]: a cluster proves at renewal that it holds its current key.
+//! - [`RootCa::sign_server_certificate`]: a TLS serving certificate for meshtrust's endpoints.
 //!
 //! ```
 //! use meshtrust_ca::*;
@@ -34,21 +37,25 @@
 mod bundle;
 mod cert;
 mod cluster;
+mod csr_check;
 pub mod duration;
 mod error;
 mod fingerprint;
 mod intermediate;
 mod key;
+mod possession;
 mod renewal;
 mod root;
 mod rotation;
 mod serial;
+mod server_cert;
 mod trust;
 mod verify;
 
 pub use bundle::{BundleFile, BundleFiles, BundleFormat, CaCerts};
 pub use cert::{CertInfo, Certificate};
 pub use cluster::ClusterName;
+pub use csr_check::{CsrInfo, csr_matches};
 pub use error::{Error, Result};
 pub use fingerprint::{certificate_fingerprint, sha256_hex};
 pub use intermediate::{
@@ -56,6 +63,7 @@ pub use intermediate::{
     validity_window,
 };
 pub use key::{KeyAlgorithm, KeyType, PrivateKey};
+pub use possession::possession_message;
 pub use renewal::{Backoff, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason};
 pub use root::{RootCa, RootParams};
 pub use rotation::{

@@ -104,6 +104,75 @@ pub enum Error {
         /// The operation.
         operation: &'static str,
     },
+    /// `meshtrust serve` answered a call with an error status.
+    #[error("{service}: refused {action} ({}): {message}", status_and_code(*status, code))]
+    ServiceRefused {
+        /// The service (`meshtrust serve at https://…`).
+        service: String,
+        /// The call (`enrolling cluster east`).
+        action: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's machine-readable code (`token_used`, …); empty when the answer
+        /// was not one of the service's errors.
+        code: String,
+        /// What the service said, for a person.
+        message: String,
+    },
+    /// A call to `meshtrust serve` got no usable answer: no connection, a failed TLS
+    /// handshake, no answer in time.
+    #[error("{service}: {action} failed: {reason}")]
+    ServiceUnreachable {
+        /// The service (`meshtrust serve at https://…`).
+        service: String,
+        /// The call (`enrolling cluster east`).
+        action: String,
+        /// What failed, in words, and what to check.
+        reason: String,
+    },
+    /// The service's TLS chain does not hold the certificate the client pins.
+    #[error(
+        "the service at {url} presented no certificate with fingerprint {fingerprint}; it presented {}; check that the fingerprint is the SHA-256 of the service's root certificate and that the URL names that service",
+        presented.join(", ")
+    )]
+    UntrustedService {
+        /// The service's URL.
+        url: String,
+        /// The pinned SHA-256, lowercase hex.
+        fingerprint: String,
+        /// Each presented certificate: subject and SHA-256.
+        presented: Vec<String>,
+    },
+    /// `meshtrust serve` answered with a body that is not what its API defines.
+    #[error("{service}: unusable answer when {action}: {reason}")]
+    BadAnswer {
+        /// The service (`meshtrust serve at https://…`).
+        service: String,
+        /// The call (`fetching the trust bundle`).
+        action: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Clusters to enroll with `meshtrust serve` that have no credential.
+    #[error(
+        "{service}: no enrollment credential for cluster {}; give a token for each, or a default token that any cluster may use",
+        clusters.join(", ")
+    )]
+    NoCredential {
+        /// The service (`meshtrust serve at https://…`).
+        service: String,
+        /// The clusters without one.
+        clusters: Vec<String>,
+    },
+}
+
+/// `403 token_used`, or `502` for an answer without a code.
+fn status_and_code(status: u16, code: &str) -> String {
+    if code.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status} {code}")
+    }
 }
 
 /// Result alias for this crate.

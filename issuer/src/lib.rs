@@ -5,9 +5,10 @@
 //! and never leaves it) and returns the signed intermediate with its full chain up to the
 //! root and the trust bundle, checked by [`check_issued`] before anyone writes it.
 //!
-//! Backends: [`LocalIssuer`] (a root from `root-cert.pem` + `root-key.pem`) and
-//! [`AwsPcaIssuer`] (AWS Private CA, through the narrow [`aws_pca::PcaApi`] seam), built by
-//! the one factory [`connect`] from an [`IssuerConfig`]. [`issue_batch`] is how every caller
+//! Backends: [`LocalIssuer`] (a root from `root-cert.pem` + `root-key.pem`),
+//! [`AwsPcaIssuer`] (AWS Private CA, through the narrow [`aws_pca::PcaApi`] seam) and
+//! [`ServerIssuer`] (a `meshtrust serve`, through the typed [`ServiceClient`]), built by the
+//! one factory [`connect`] from an [`IssuerConfig`]. [`issue_batch`] is how every caller
 //! issues: keys in parallel, bounded signing concurrency, every bundle checked.
 //!
 //! This crate also holds the process's one [`Clock`]: the lowest crate that may read time.
@@ -38,6 +39,7 @@ pub mod clock;
 mod config;
 mod error;
 mod local;
+pub mod server;
 
 pub use aws_pca::AwsPcaIssuer;
 pub use batch::{Batch, IssuedBundle, MAX_IN_FLIGHT, issue_batch};
@@ -45,9 +47,10 @@ pub use check::check_issued;
 pub use clock::Clock;
 #[cfg(feature = "test-clock")]
 pub use clock::ManualClock;
-pub use config::{AwsPcaConfig, IssuerConfig, connect};
+pub use config::{AwsPcaConfig, IssuerConfig, ServerConfig, connect};
 pub use error::{Error, Result};
 pub use local::LocalIssuer;
+pub use server::{ServerIssuer, ServerTrust, ServiceClient};
 
 use async_trait::async_trait;
 use meshtrust_ca::{Certificate, ClusterName, Csr, IntermediateProfile, TrustBundle};

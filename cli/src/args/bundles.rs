@@ -9,7 +9,7 @@ use meshtrust_issuer::aws_pca::AwsOptions;
 use meshtrust_issuer::{AwsPcaConfig, IssuerConfig};
 use time::Duration;
 
-use super::{Output, WriteOptions, cluster, format, key_type};
+use super::{Output, ServerOptions, WriteOptions, cluster, format, key_type};
 
 /// Who signs the intermediates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -19,6 +19,9 @@ pub enum IssuerKind {
     Local,
     /// AWS Private CA (`--ca-arn`); the intermediate keys never leave this machine.
     AwsPca,
+    /// A `meshtrust serve` (`--server`, `--token`); the intermediate keys never leave this
+    /// machine.
+    Server,
 }
 
 /// Choice of issuer, shared by `cacerts` and `demo`.
@@ -39,6 +42,17 @@ pub struct IssuerOptions {
     /// AWS endpoint override (a VPC endpoint, or a local emulator).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub server: ServerOptions,
+    /// Enrollment credential for --issuer server: a one-time token (or a ServiceAccount
+    /// token) for every cluster, or CLUSTER=TOKEN per cluster (repeated).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MESHTRUST_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Vec<String>,
 }
 
 /// Parameters of the intermediates, shared by `cacerts` and `demo`.
@@ -167,6 +181,32 @@ impl IssuerOptions {
                 "--root is for --issuer local; with --issuer aws-pca the root lives in AWS Private CA"
             ),
             (IssuerKind::AwsPca, None) => Ok(Some(self.aws()?)),
+            (IssuerKind::Server, Some(_)) => anyhow::bail!(
+                "--root is for --issuer local; with --issuer server the service holds the root"
+            ),
+            (IssuerKind::Server, None) => Ok(Some(self.remote()?)),
+        }
+    }
+
+    /// The remote issuer these flags name (AWS Private CA or a `meshtrust serve`).
+    pub fn remote(&self) -> anyhow::Result<IssuerConfig> {
+        match self.issuer {
+            IssuerKind::Server => {
+                let mut config = self.server.config()?;
+                for token in &self.token {
+                    match token.split_once('=') {
+                        Some((name, value)) if ClusterName::is_dns_label(name) => {
+                            config.tokens.insert(
+                                ClusterName::new(name)?,
+                                zeroize::Zeroizing::new(value.to_string()),
+                            );
+                        }
+                        _ => config.default_token = Some(zeroize::Zeroizing::new(token.clone())),
+                    }
+                }
+                Ok(IssuerConfig::Server(config))
+            }
+            _ => self.aws(),
         }
     }
 

@@ -163,6 +163,12 @@ pub struct StatusArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub kube: KubeOptions,
+    /// Show the inventory of this `meshtrust serve` instead (https://HOST:PORT).
+    #[command(flatten)]
+    pub server: super::ServerOptions,
+    /// The service's admin token, in a file (with --server).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub admin_token_file: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,

@@ -9,10 +9,12 @@ use time::Duration;
 mod bundles;
 mod clusters;
 mod peering;
+mod service;
 
 pub use bundles::*;
 pub use clusters::*;
 pub use peering::*;
+pub use service::*;
 
 /// meshtrust — a shared root of trust for multicluster Istio: one root, an intermediate CA
 /// per cluster, delivered as Istio's `cacerts`, checked the way istiod checks it.
@@ -62,8 +64,10 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print the MeshTrust CustomResourceDefinition (YAML).
     Crd,
-    /// Per-cluster state of every MeshTrust: expiry, renewal, root, rotation phase, errors.
+    /// Per-cluster state of every MeshTrust (or, with --server, a service's inventory).
     Status(StatusArgs),
+    /// Run the root-of-trust service: sign cluster CSRs over an authenticated TLS API.
+    Serve(ServeArgs),
 }
 
 /// `meshtrust root …`

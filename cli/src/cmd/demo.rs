@@ -93,7 +93,10 @@ async fn demo_issuer(
         let issuer = Arc::new(LocalIssuer::new(params.self_signed(now)?));
         Ok((issuer.clone(), Some(issuer)))
     } else {
-        Ok((meshtrust_issuer::connect(opts.aws()?, clock).await?, None))
+        Ok((
+            meshtrust_issuer::connect(opts.remote()?, clock).await?,
+            None,
+        ))
     }
 }
 

@@ -8,11 +8,13 @@ mod crd;
 mod demo;
 mod expose;
 mod inspect;
+mod inventory;
 mod issue;
 mod link;
 mod push;
 mod report;
 mod root;
+mod serve;
 mod status;
 mod values;
 mod verify;
@@ -42,5 +44,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Controller(a) => controller::run(a).await,
         Command::Crd => crd::run(),
         Command::Status(a) => status::run(a, &clock).await,
+        Command::Serve(a) => serve::run(a, &clock).await,
     }
 }

@@ -32,6 +32,9 @@ struct Row {
 }
 
 pub async fn run(args: StatusArgs, clock: &Clock) -> Result<ExitCode> {
+    if args.server.server.is_some() {
+        return super::inventory::run(&args, clock).await;
+    }
     let items = fetch(&args).await?;
     let (rows, all_ready) = rows(&items, clock.now());
     if args.output == Output::Json {

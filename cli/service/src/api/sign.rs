@@ -1,0 +1,171 @@
+//! The one path from an authenticated CSR to a durably recorded intermediate, shared by
+//! enrollment and renewal: check the CSR against the policy, sign with the issuer, commit
+//! the issuance (conditionally, in one transaction) and only then answer.
+
+use meshtrust_ca::{ClusterName, Csr, sha256_hex};
+
+use crate::api::wire;
+use meshtrust_issuer::IssueRequest;
+use meshtrust_issuer::server::api::IssuedResponse;
+use time::OffsetDateTime;
+
+use crate::api::error::ApiError;
+use crate::state::Service;
+use crate::store::{AuditEvent, Authority, Committed, Issuance};
+
+/// A CSR that passed every check, with the fingerprint of the key it carries.
+#[derive(Debug)]
+pub struct CheckedCsr {
+    /// The request.
+    pub csr: Csr,
+    /// SHA-256 of its raw public key (as `PrivateKey::fingerprint` computes it).
+    pub key_fingerprint: String,
+}
+
+/// Parses a CSR (PEM) and checks it against the policy for `cluster`: well-formed, its
+/// self-signature valid, an allowed key type, and the policy's subject and SANs.
+pub fn check_csr(
+    service: &Service,
+    cluster: &ClusterName,
+    pem_text: &str,
+) -> Result<CheckedCsr, ApiError> {
+    let der = pem::parse(pem_text)
+        .ok()
+        .filter(|p| p.tag() == "CERTIFICATE REQUEST" || p.tag() == "NEW CERTIFICATE REQUEST")
+        .map(|p| p.into_contents())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "csr_malformed",
+                "csr: not a PEM `CERTIFICATE REQUEST` (PKCS#10)",
+            )
+        })?;
+    let csr = Csr::from_der(der);
+    let info = csr
+        .inspect()
+        .map_err(|e| ApiError::bad_request("csr_invalid", format!("csr: {e}")))?;
+    let params = service.policy.params(cluster.clone());
+    let mismatches = meshtrust_ca::csr_matches(&info, &params, &service.policy.key_types);
+    if !mismatches.is_empty() {
+        return Err(ApiError::bad_request(
+            "csr_policy",
+            format!(
+                "csr: does not match this service's policy for cluster {cluster}: {} (GET /v1/trust-bundle shows the policy)",
+                mismatches.join("; ")
+            ),
+        ));
+    }
+    let raw = csr
+        .public_key_raw()
+        .map_err(|e| ApiError::bad_request("csr_malformed", format!("csr: {e}")))?;
+    Ok(CheckedCsr {
+        csr,
+        key_fingerprint: sha256_hex(&raw),
+    })
+}
+
+/// What is being issued, by whom.
+#[derive(Debug)]
+pub struct Grant {
+    /// The cluster.
+    pub cluster: ClusterName,
+    /// The authority the store checks again, atomically, when recording.
+    pub authority: Authority,
+    /// Who asked, for the audit log.
+    pub principal: String,
+    /// `enroll` or `renew`.
+    pub kind: &'static str,
+}
+
+/// Signs `csr` for `grant.cluster`, records it and answers.
+pub async fn issue(
+    service: &Service,
+    grant: Grant,
+    csr: CheckedCsr,
+) -> Result<IssuedResponse, ApiError> {
+    let now = service.clock.now();
+    let params = service.policy.params(grant.cluster.clone());
+    let request = IssueRequest::new(grant.cluster.clone(), csr.csr, params.profile(), now);
+    let started = service.clock.instant();
+    let signed = service.issuer.issue_intermediate(&request).await;
+    service.metrics.signed(service.clock.elapsed(started));
+    let signed = signed.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "issuer_failed",
+            format!("{} could not sign: {e}", service.issuer.describe()),
+        )
+    })?;
+    record(service, grant, csr.key_fingerprint, signed, now).await
+}
+
+/// Commits a signed intermediate (conditionally: the store checks the grant's authority
+/// again in the same transaction) and, once it is durable, builds the answer.
+async fn record(
+    service: &Service,
+    grant: Grant,
+    key_fingerprint: String,
+    signed: meshtrust_issuer::IssueResponse,
+    now: OffsetDateTime,
+) -> Result<IssuedResponse, ApiError> {
+    let chain_pem: String = signed.chain.iter().map(|c| c.to_pem()).collect();
+    let serial = wire::serial(&signed.certificate);
+    let not_after = signed.certificate.not_after();
+    let roots = wire::fingerprints(&signed.trust_bundle);
+    let audit = AuditEvent {
+        at: now,
+        principal: grant.principal.clone(),
+        action: grant.kind.to_string(),
+        cluster: Some(grant.cluster.to_string()),
+        serial: Some(serial.clone()),
+        result: "ok".to_string(),
+        reason: String::new(),
+    };
+    let issuance = Issuance {
+        cluster: grant.cluster.to_string(),
+        authority: grant.authority,
+        key_fingerprint,
+        serial: serial.clone(),
+        not_after,
+        certificate_pem: signed.certificate.to_pem(),
+        chain_pem: chain_pem.clone(),
+        roots: roots.clone(),
+        at: now,
+        audit: audit.clone(),
+    };
+    match service.store.commit(issuance).await {
+        Ok(Committed::Recorded) => {}
+        Ok(Committed::Refused(refusal)) => {
+            let mut error = ApiError::from_refusal(&refusal, grant.cluster.as_str());
+            error.recorded = true;
+            return Err(error);
+        }
+        Err(e) => return Err(ApiError::store(&e)),
+    }
+    service.audit.write(&audit);
+    let cluster = grant.cluster.as_str();
+    service.metrics.issued(grant.kind, cluster, not_after);
+    Ok(IssuedResponse {
+        cluster: grant.cluster.to_string(),
+        serial,
+        certificate: signed.certificate.to_pem(),
+        chain: chain_pem,
+        trust_bundle: signed.trust_bundle.to_pem(),
+        root_fingerprints: roots,
+        not_after: wire::time(not_after),
+        renew_at: wire::time(renew_at(
+            service,
+            signed.certificate.not_before(),
+            not_after,
+        )),
+        notices: signed.notices,
+    })
+}
+
+/// When a certificate valid from `not_before` to `not_after` is due for renewal.
+pub fn renew_at(
+    service: &Service,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> OffsetDateTime {
+    service.renewal.renewal_time(not_before, not_after)
+}

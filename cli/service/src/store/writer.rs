@@ -1,0 +1,221 @@
+//! Group commit: one writer task per [`Store`](super::Store) takes every queued issuance
+//! and audit line (up to [`MAX_BATCH`]), decides them in turn inside ONE transaction,
+//! commits once — one fsync for the lot — and only then answers every caller. If the
+//! transaction fails, every caller of the batch gets the error and nothing of it is kept;
+//! the writer goes on with the next batch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::address::StoreAddress;
+use super::decide::{Isolation, Outcome, decide_issuance};
+use super::failure::{concerns_statement, explain, is_transient, reach_hint};
+use super::queries::begin_write;
+use super::records::{AuditEvent, Committed, Issuance};
+use crate::Result;
+
+/// The most requests one transaction decides.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// Requests waiting for the writer before callers wait to queue.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// How often a batch is tried when it fails on a deadlock or a busy database.
+const ATTEMPTS: u32 = 3;
+
+/// What the writer is asked to write.
+pub(super) enum Work {
+    /// Decide and record an issuance (with its audit line).
+    Issue(Box<Issuance>),
+    /// Append an audit line.
+    Audit(AuditEvent),
+}
+
+/// A request to the writer and where to send its answer.
+pub(super) struct Job {
+    pub(super) work: Work,
+    pub(super) reply: oneshot::Sender<Result<Committed>>,
+}
+
+/// Starts the writer; it runs until every sender of the returned queue is dropped.
+pub(super) fn spawn(
+    pool: AnyPool,
+    address: StoreAddress,
+    batches: Arc<AtomicU64>,
+) -> mpsc::Sender<Job> {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, address, batches, receiver));
+    sender
+}
+
+async fn run(
+    pool: AnyPool,
+    address: StoreAddress,
+    batches: Arc<AtomicU64>,
+    mut queue: mpsc::Receiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let work: Vec<&Work> = batch.iter().map(|job| &job.work).collect();
+        match commit_batch(&pool, address.is_sqlite(), &work).await {
+            Ok(outcomes) => {
+                batches.fetch_add(1, Ordering::Relaxed);
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    // A caller that stopped waiting still had its request decided.
+                    let _ = job.reply.send(answer(&address, &job.work, outcome));
+                }
+            }
+            Err(e) => {
+                let reason = format!(
+                    "the transaction recording this request failed and was rolled back \
+                     ({}){}",
+                    explain(&e),
+                    reach_hint(&e, address.is_sqlite())
+                );
+                tracing::warn!(store = address.shown(), requests = batch.len(), %reason);
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(address.error(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// What the caller of one request is told once its batch committed.
+fn answer(address: &StoreAddress, work: &Work, outcome: Outcome) -> Result<Committed> {
+    match outcome {
+        Outcome::Recorded => Ok(Committed::Recorded),
+        Outcome::Refused(refusal) => Ok(Committed::Refused(refusal)),
+        Outcome::Failed(reason) => Err(address.error(match work {
+            Work::Issue(issuance) => format!(
+                "cannot record certificate {} of cluster {} ({reason})",
+                issuance.serial, issuance.cluster
+            ),
+            Work::Audit(_) => format!("cannot record the audit line ({reason})"),
+        })),
+    }
+}
+
+/// Runs the batch in one transaction. If a statement failed, runs it again with one
+/// savepoint per issuance, so that only the issuance at fault fails; on a deadlock or a
+/// busy database, runs it again as it was. A failed attempt left nothing behind, so every
+/// decision is made afresh.
+async fn commit_batch(
+    pool: &AnyPool,
+    sqlite: bool,
+    work: &[&Work],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut isolation = Isolation::Shared;
+    let mut attempt = 1;
+    loop {
+        match attempt_batch(pool, sqlite, work, isolation).await {
+            Err(e) if isolation == Isolation::Shared && concerns_statement(&e) => {
+                tracing::debug!(error = %explain(&e), "batch run again with savepoints");
+                isolation = Isolation::Savepoint;
+            }
+            Err(e) if is_transient(&e) && attempt < ATTEMPTS => {
+                tracing::debug!(attempt, error = %explain(&e), "batch retried");
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn attempt_batch(
+    pool: &AnyPool,
+    sqlite: bool,
+    work: &[&Work],
+    isolation: Isolation,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = begin_write(pool, sqlite).await?;
+    let mut outcomes = Vec::with_capacity(work.len());
+    for item in work {
+        outcomes.push(match item {
+            Work::Issue(issuance) => decide_issuance(&mut tx, issuance, isolation).await?,
+            Work::Audit(_) => Outcome::Recorded,
+        });
+    }
+    append_audit(&mut tx, work, &outcomes).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Appends one audit line per request, numbered from the `audit` counter, in one
+/// statement. Reserved last, so that the counter row is held only while the transaction
+/// commits; the ids are then gap-free and in commit order even with several writers.
+async fn append_audit(
+    tx: &mut Transaction<'_, Any>,
+    work: &[&Work],
+    outcomes: &[Outcome],
+) -> Result<(), sqlx::Error> {
+    let count = i64::try_from(work.len()).unwrap_or(i64::MAX);
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + $1 WHERE name = 'audit' RETURNING value",
+    )
+    .bind(count)
+    .fetch_one(&mut **tx)
+    .await?;
+    let sql = audit_insert(work.len());
+    let mut insert = sqlx::query(AssertSqlSafe(sql));
+    for ((item, outcome), id) in work.iter().zip(outcomes).zip(last - count + 1..) {
+        let (event, result, reason) = audit_line(item, outcome);
+        insert = insert
+            .bind(id)
+            .bind(event.at.unix_timestamp())
+            .bind(&event.principal)
+            .bind(&event.action)
+            .bind(&event.cluster)
+            .bind(&event.serial)
+            .bind(result)
+            .bind(reason);
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `INSERT INTO audit … VALUES ($1, …, $8), ($9, …)` for `rows` rows. (sqlx's
+/// `QueryBuilder` writes `?` placeholders for `Any`, which PostgreSQL does not take.)
+fn audit_insert(rows: usize) -> String {
+    const COLUMNS: usize = 8;
+    let mut sql = String::from(
+        "INSERT INTO audit (id, at, principal, action, cluster, serial, result, reason) VALUES ",
+    );
+    for row in 0..rows {
+        let placeholders: Vec<String> = (1..=COLUMNS)
+            .map(|column| format!("${}", row * COLUMNS + column))
+            .collect();
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
+/// The audit line of a request: the event as given, with the result the store decided.
+fn audit_line<'a>(work: &'a Work, outcome: &'a Outcome) -> (&'a AuditEvent, &'a str, String) {
+    match (work, outcome) {
+        (Work::Audit(event), _) => (event, &event.result, event.reason.clone()),
+        (Work::Issue(issuance), Outcome::Recorded) => (
+            &issuance.audit,
+            AuditEvent::OK,
+            issuance.audit.reason.clone(),
+        ),
+        (Work::Issue(issuance), Outcome::Refused(refusal)) => {
+            (&issuance.audit, AuditEvent::REFUSED, refusal.to_string())
+        }
+        (Work::Issue(issuance), Outcome::Failed(reason)) => {
+            (&issuance.audit, AuditEvent::ERROR, reason.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -1,0 +1,208 @@
+//! The wire format of `meshtrust serve`'s `/v1` API: one set of types for the service (which
+//! serves them and, with feature `openapi`, describes them in its OpenAPI document) and for
+//! the client in this crate. JSON field names are snake_case; times are RFC 3339 in UTC;
+//! certificates are PEM; fingerprints are SHA-256 of the DER, lowercase hex.
+
+use serde::{Deserialize, Serialize};
+
+/// The version prefix every route lives under.
+pub const PREFIX: &str = "/v1";
+
+/// The audience a Kubernetes projected ServiceAccount token must carry to enroll.
+pub const SERVICE_ACCOUNT_AUDIENCE: &str = "meshtrust";
+
+/// The prefix of every one-time enrollment token (`mtenroll_` + 43 base64url characters:
+/// 256 random bits). The prefix lets a secret scanner recognise a leaked token.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "mtenroll_";
+
+/// The first line of the message a cluster signs with its current intermediate key to renew
+/// (see [`RenewRequest`]); the rest is built by `meshtrust_ca::possession_message`.
+pub const RENEW_PROOF_CONTEXT: &str = "meshtrust renew v1";
+
+/// `GET /v1/trust-bundle`: what every cluster must trust now. No authentication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrustBundleResponse {
+    /// The roots, in the order of `trust_bundle_pem`.
+    pub roots: Vec<RootInfo>,
+    /// Every root, PEM, concatenated: the `root-cert.pem` a cluster holds.
+    pub trust_bundle_pem: String,
+    /// Where a root rotation stands (`steady`: one root, nothing in flight).
+    pub rotation_phase: RotationPhase,
+    /// What the service puts in every intermediate, so a client builds a CSR it accepts.
+    pub policy: PolicyInfo,
+}
+
+/// One root of the trust bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RootInfo {
+    /// SHA-256 of the certificate's DER, lowercase hex (what a client pins).
+    pub fingerprint_sha256: String,
+    /// The subject, as `openssl x509 -subject` shows it.
+    pub subject: String,
+    /// Its notAfter.
+    pub not_after: String,
+}
+
+/// The phase of a root rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RotationPhase {
+    /// One root; no rotation in flight.
+    Steady,
+}
+
+/// The intermediate profile the service applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyInfo {
+    /// Subject O of every intermediate.
+    pub organization: String,
+    /// Subject CN of every intermediate (subject L is the cluster's name).
+    pub common_name: String,
+    /// The DNS SANs of every intermediate.
+    pub dns_names: Vec<String>,
+    /// The key types a CSR may carry (`ecdsa-p256`, …).
+    pub key_types: Vec<String>,
+    /// basicConstraints pathLenConstraint of every intermediate.
+    pub path_len: u8,
+    /// Lifetime of an intermediate, in seconds (cut to the issuer's expiry).
+    pub validity_seconds: i64,
+}
+
+/// `POST /v1/clusters/{name}/enroll` body. The credential travels in the `Authorization:
+/// Bearer` header: a one-time enrollment token, or a projected ServiceAccount token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnrollRequest {
+    /// PKCS#10 request (PEM), signed by the new intermediate key. Only its public key is
+    /// used; its subject and SANs must be the policy's for this cluster.
+    pub csr: String,
+}
+
+/// `POST /v1/clusters/{name}/renew` body: a new CSR and proof of possession of the cluster's
+/// current intermediate key. No bearer credential: the proof is the credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RenewRequest {
+    /// PKCS#10 request (PEM) for the new intermediate key.
+    pub csr: String,
+    /// The cluster's current intermediate certificate (PEM), as issued by this service.
+    pub certificate: String,
+    /// When the proof was made (RFC 3339 in UTC, to the second: the precision of the signed
+    /// message); the service accepts five minutes either way.
+    pub signed_at: String,
+    /// Signature by the current intermediate key over
+    /// `meshtrust_ca::possession_message(RENEW_PROOF_CONTEXT, cluster, signed_at, csr)`,
+    /// base64url without padding (built by `RenewRequest::signed`).
+    pub signature: String,
+}
+
+/// The answer to an enrollment or a renewal: everything a `cacerts` bundle needs but the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuedResponse {
+    /// The cluster.
+    pub cluster: String,
+    /// Serial of the new intermediate, lowercase hex.
+    pub serial: String,
+    /// The intermediate certificate (PEM): `ca-cert.pem`.
+    pub certificate: String,
+    /// Its issuers up to and including the root (PEM, in order).
+    pub chain: String,
+    /// The roots the cluster must trust (PEM): `root-cert.pem`.
+    pub trust_bundle: String,
+    /// Fingerprints of those roots.
+    pub root_fingerprints: Vec<String>,
+    /// notAfter of the intermediate.
+    pub not_after: String,
+    /// When to renew (RFC 3339).
+    pub renew_at: String,
+    /// Adjustments worth knowing (validity cut to the root's expiry, …).
+    pub notices: Vec<String>,
+}
+
+/// Every non-2xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorResponse {
+    /// A stable, machine-readable code (`token_used`, `csr_key_type`, …).
+    pub error: String,
+    /// What was wrong and what to do, for a person.
+    pub message: String,
+}
+
+/// `GET /v1/admin/clusters`: the inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterList {
+    /// Every cluster that ever enrolled, by name.
+    pub clusters: Vec<ClusterEntry>,
+}
+
+/// One cluster of the inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterEntry {
+    /// The cluster's name.
+    pub name: String,
+    /// `enrolled` or `revoked`.
+    pub state: ClusterState,
+    /// Serial of its current intermediate.
+    pub serial: String,
+    /// notAfter of its current intermediate.
+    pub not_after: String,
+    /// Last time the cluster enrolled or renewed.
+    pub last_seen: String,
+    /// Fingerprints of the roots it was given with its current intermediate.
+    pub roots: Vec<String>,
+    /// SHA-256 of its intermediate's public key.
+    pub key_fingerprint: String,
+}
+
+/// Whether a cluster's enrollment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterState {
+    /// It holds an intermediate and may renew it.
+    Enrolled,
+    /// An admin revoked it: it may not renew, and may enroll again (with a new credential).
+    Revoked,
+}
+
+/// `POST /v1/admin/tokens` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenRequest {
+    /// The only cluster the token may enroll.
+    pub cluster: String,
+    /// How long it stays valid, in seconds (at most 7 days).
+    pub ttl_seconds: i64,
+}
+
+/// A new one-time enrollment token. The service keeps only its hash: this is the only time
+/// it is shown. `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenResponse {
+    /// The token (`mtenroll_…`).
+    pub token: String,
+    /// The cluster it is bound to.
+    pub cluster: String,
+    /// When it stops being accepted.
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token", &"<redacted>")
+            .field("cluster", &self.cluster)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}

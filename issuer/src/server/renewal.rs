@@ -1,0 +1,64 @@
+//! Building a renewal: a new CSR, and proof that the cluster holds the key of its current
+//! intermediate (a signature over [`possession_message`] with [`RENEW_PROOF_CONTEXT`]).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use meshtrust_ca::{Certificate, ClusterName, Csr, PrivateKey, possession_message};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::{Error, Result};
+use crate::server::api::{RENEW_PROOF_CONTEXT, RenewRequest};
+
+impl RenewRequest {
+    /// The renewal of `cluster` with `csr` (for its new key), proved by signing with
+    /// `current_key`, the key of `current` (its intermediate now), at `signed_at`.
+    pub fn signed(
+        cluster: &ClusterName,
+        csr: &Csr,
+        current: &Certificate,
+        current_key: &PrivateKey,
+        signed_at: OffsetDateTime,
+    ) -> Result<RenewRequest> {
+        let message = possession_message(RENEW_PROOF_CONTEXT, cluster, signed_at, csr);
+        let signature = current_key
+            .sign_message(&message)
+            .map_err(|cause| Error::Ca {
+                context: format!("proving possession of cluster {cluster}'s current key"),
+                cause,
+            })?;
+        Ok(RenewRequest::with_signature(
+            csr, current, signed_at, &signature,
+        ))
+    }
+
+    /// The renewal with a `signature` already made over
+    /// `possession_message(RENEW_PROOF_CONTEXT, cluster, signed_at, csr)` (by a key held
+    /// elsewhere, e.g. in a KMS).
+    pub fn with_signature(
+        csr: &Csr,
+        current: &Certificate,
+        signed_at: OffsetDateTime,
+        signature: &[u8],
+    ) -> RenewRequest {
+        RenewRequest {
+            csr: csr.to_pem(),
+            certificate: current.to_pem(),
+            signed_at: rfc3339_seconds(signed_at),
+            signature: URL_SAFE_NO_PAD.encode(signature),
+        }
+    }
+}
+
+/// RFC 3339 in UTC to the second (`2026-03-04T03:06:07Z`): the precision the signed
+/// message carries.
+fn rfc3339_seconds(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+#[path = "renewal_tests.rs"]
+mod tests;

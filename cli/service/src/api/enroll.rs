@@ -16,6 +16,7 @@ use meshtrust_issuer::server::api::{ClusterState, EnrollRequest, ErrorResponse, 
 use crate::api::error::ApiError;
 use crate::api::sign::{self, CheckedCsr, Grant};
 use crate::api::{bearer, cluster_name, json_body, rate_limit, refuse};
+use crate::sa_token::Refusal as SaRefusal;
 use crate::state::Service;
 use crate::store::{Authority, Refusal};
 use crate::tokens;
@@ -83,7 +84,14 @@ async fn enroll_cluster(
             .accounts
             .verify(cluster.as_str(), &credential, now)
             .await
-            .map_err(|refusal| ApiError::unauthorized(refusal.code(), refusal.to_string()))?;
+            .map_err(|refusal| match refusal {
+                SaRefusal::JwksUnavailable { .. } => ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    refusal.code(),
+                    refusal.to_string(),
+                ),
+                _ => ApiError::unauthorized(refusal.code(), refusal.to_string()),
+            })?;
         *principal = format!("{} of cluster {cluster}", account.subject);
         Authority::ServiceAccount {
             subject: account.subject,

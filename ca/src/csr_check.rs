@@ -77,7 +77,7 @@ impl Csr {
                     for name in &san.general_names {
                         match name {
                             GeneralName::DNSName(d) => out.dns_names.push(d.to_string()),
-                            other => out.other_sans.push(render_general_name(other)),
+                            other => out.other_sans.push(crate::cert::general_name(other)),
                         }
                     }
                 }
@@ -163,27 +163,6 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
     x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
         .map(str::to_string)
         .unwrap_or_else(|_| oid.to_id_string())
-}
-
-/// A non-DNS name as `URI:…`, `IP:…`, `email:…` (as `Certificate::subject_alt_names`).
-fn render_general_name(name: &GeneralName<'_>) -> String {
-    match name {
-        GeneralName::DNSName(d) => format!("DNS:{d}"),
-        GeneralName::URI(u) => format!("URI:{u}"),
-        GeneralName::RFC822Name(e) => format!("email:{e}"),
-        GeneralName::IPAddress(ip) => match ip.len() {
-            4 => format!(
-                "IP:{}",
-                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).expect("len 4"))
-            ),
-            16 => format!(
-                "IP:{}",
-                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).expect("len 16"))
-            ),
-            _ => "IP:<invalid>".to_string(),
-        },
-        other => format!("{other}"),
-    }
 }
 
 impl KeyAlgorithm {

@@ -24,27 +24,7 @@ impl Certificate {
         let Ok(Some(san)) = x.subject_alternative_name() else {
             return Vec::new();
         };
-        san.value
-            .general_names
-            .iter()
-            .map(|n| match n {
-                GeneralName::DNSName(d) => format!("DNS:{d}"),
-                GeneralName::URI(u) => format!("URI:{u}"),
-                GeneralName::RFC822Name(e) => format!("email:{e}"),
-                GeneralName::IPAddress(ip) => match ip.len() {
-                    4 => format!(
-                        "IP:{}",
-                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).expect("len 4"))
-                    ),
-                    16 => format!(
-                        "IP:{}",
-                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).expect("len 16"))
-                    ),
-                    _ => "IP:<invalid>".to_string(),
-                },
-                other => format!("{other}"),
-            })
-            .collect()
+        san.value.general_names.iter().map(general_name).collect()
     }
 
     /// keyUsage bits by name; empty when the extension is absent.
@@ -166,4 +146,25 @@ pub struct CertInfo {
     pub self_signed: bool,
     /// SHA-256 of the DER.
     pub sha256_fingerprint: String,
+}
+
+/// A subjectAltName entry as openssl prints it: `DNS:…`, `URI:…`, `IP:…`, `email:…`.
+pub(crate) fn general_name(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::DNSName(d) => format!("DNS:{d}"),
+        GeneralName::URI(u) => format!("URI:{u}"),
+        GeneralName::RFC822Name(e) => format!("email:{e}"),
+        GeneralName::IPAddress(ip) => match ip.len() {
+            4 => format!(
+                "IP:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).expect("len 4"))
+            ),
+            16 => format!(
+                "IP:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).expect("len 16"))
+            ),
+            _ => "IP:<invalid>".to_string(),
+        },
+        other => format!("{other}"),
+    }
 }

@@ -15,6 +15,8 @@ use crate::key::KeyAlgorithm;
 
 mod info;
 
+pub(crate) use info::general_name;
+
 pub use info::CertInfo;
 
 /// One parsed X.509 certificate, owning its DER.

@@ -187,13 +187,13 @@ pub async fn create_token(
             result: "ok".to_string(),
             reason: format!(
                 "enrollment token expiring {}",
-                crate::api::wire::time(new.expires_at)
+                meshtrust_issuer::server::wire::time(new.expires_at)
             ),
         })
         .await?;
     Ok(TokenResponse {
         token: token.to_string(),
         cluster: cluster.to_string(),
-        expires_at: crate::api::wire::time(new.expires_at),
+        expires_at: meshtrust_issuer::server::wire::time(new.expires_at),
     })
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
-use meshtrust_ca::{Certificate, ClusterName, TrustBundle, sha256_hex};
+use meshtrust_ca::{Certificate, ClusterName, TrustBundle};
 use zeroize::Zeroizing;
 
 use crate::check::check_issued;
@@ -123,7 +123,7 @@ pub(crate) fn trust_bundle_of(service: &str, answer: &TrustBundleResponse) -> Re
     if !same_roots(&bundle, &listed) {
         return Err(bad(format!(
             "its PEM holds the roots [{}] but it lists the fingerprints [{}]",
-            hex_fingerprints(&bundle).join(", "),
+            crate::server::wire::fingerprints(&bundle).join(", "),
             listed.join(", ")
         )));
     }
@@ -170,7 +170,7 @@ pub(crate) fn issue_response(
     if !same_roots(&trust, &listed) {
         return Err(rejected(format!(
             "the trust bundle holds the roots [{}] but the answer lists [{}]",
-            hex_fingerprints(&trust).join(", "),
+            crate::server::wire::fingerprints(&trust).join(", "),
             listed.join(", ")
         )));
     }
@@ -189,7 +189,9 @@ pub(crate) fn issue_response(
 /// Whether `listed` names exactly the roots of `bundle` (in any order and any spelling of
 /// the hex).
 fn same_roots(bundle: &TrustBundle, listed: &[&str]) -> bool {
-    let held: BTreeSet<String> = hex_fingerprints(bundle).into_iter().collect();
+    let held: BTreeSet<String> = crate::server::wire::fingerprints(bundle)
+        .into_iter()
+        .collect();
     let named: Option<BTreeSet<String>> = listed
         .iter()
         .map(|f| normalize_fingerprint(f).ok())
@@ -198,10 +200,6 @@ fn same_roots(bundle: &TrustBundle, listed: &[&str]) -> bool {
 }
 
 /// The roots' SHA-256, lowercase hex: the API's spelling.
-fn hex_fingerprints(bundle: &TrustBundle) -> Vec<String> {
-    bundle.roots().iter().map(|r| sha256_hex(r.der())).collect()
-}
-
 #[cfg(test)]
 #[path = "issuer_tests.rs"]
 mod tests;

@@ -15,6 +15,7 @@ mod failure;
 mod issuer;
 mod renewal;
 mod trust;
+pub mod wire;
 
 pub use client::ServiceClient;
 pub use issuer::ServerIssuer;

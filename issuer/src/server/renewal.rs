@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use meshtrust_ca::{Certificate, ClusterName, Csr, PrivateKey, possession_message};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::server::api::{RENEW_PROOF_CONTEXT, RenewRequest};
@@ -43,20 +43,10 @@ impl RenewRequest {
         RenewRequest {
             csr: csr.to_pem(),
             certificate: current.to_pem(),
-            signed_at: rfc3339_seconds(signed_at),
+            signed_at: crate::server::wire::time(signed_at),
             signature: URL_SAFE_NO_PAD.encode(signature),
         }
     }
-}
-
-/// RFC 3339 in UTC to the second (`2026-03-04T03:06:07Z`): the precision the signed
-/// message carries.
-fn rfc3339_seconds(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    ))
-    .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! How values are written on the wire: RFC 3339 times in UTC to the second, serials and
+//! How values are written on the wire of `meshtrust serve`'s API, by the service and by its
+//! clients alike: RFC 3339 times in UTC to the second, serials and
 //! fingerprints as lowercase hex without separators (what `openssl x509 -serial` and
 //! `sha256sum` print, lowercased).
 

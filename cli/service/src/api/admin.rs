@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::api::wire;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use meshtrust_issuer::server::api::{
     ClusterEntry, ClusterList, ErrorResponse, TokenRequest, TokenResponse,
 };
+use meshtrust_issuer::server::wire;
 
 use crate::api::error::ApiError;
 use crate::api::{bearer, cluster_name, json_body, rate_limit, refuse};

@@ -10,8 +10,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use meshtrust_ca::{Certificate, ClusterName};
 
-use crate::api::wire;
 use meshtrust_issuer::server::api::{ClusterState, EnrollRequest, ErrorResponse, IssuedResponse};
+use meshtrust_issuer::server::wire;
 
 use crate::api::error::ApiError;
 use crate::api::sign::{self, CheckedCsr, Grant};

@@ -27,7 +27,6 @@ mod ops;
 mod renew;
 pub mod sign;
 mod trust;
-pub mod wire;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;

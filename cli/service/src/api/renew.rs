@@ -74,7 +74,7 @@ async fn renew_cluster(
                 "certificate: not a PEM certificate (send the cluster's current ca-cert.pem)",
             )
         })?;
-    let serial = crate::api::wire::serial(&current);
+    let serial = meshtrust_issuer::server::wire::serial(&current);
     check_current(service, &cluster, &current, &serial).await?;
     let csr = sign::check_csr(service, &cluster, &request.csr)?;
     check_proof(service, &cluster, &current, &request, &csr.csr)?;

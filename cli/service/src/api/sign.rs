@@ -4,9 +4,9 @@
 
 use meshtrust_ca::{ClusterName, Csr, sha256_hex};
 
-use crate::api::wire;
 use meshtrust_issuer::IssueRequest;
 use meshtrust_issuer::server::api::IssuedResponse;
+use meshtrust_issuer::server::wire;
 use time::OffsetDateTime;
 
 use crate::api::error::ApiError;

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::api::wire;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use meshtrust_issuer::server::api::{
     ErrorResponse, PolicyInfo, RootInfo, RotationPhase, TrustBundleResponse,
 };
+use meshtrust_issuer::server::wire;
 use std::net::SocketAddr;
 
 use crate::api::error::ApiError;

@@ -77,6 +77,18 @@ fn post(
     )
 }
 
+/// The answer is the refusal `status` with the stable code `error` and a message for a
+/// person (no Rust Debug text).
+fn assert_refused(code: u16, body: &serde_json::Value, status: u16, error: &str) {
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (status, Some(error)),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty() && !message.contains("Some("), "{body}");
+}
+
 fn inventory(setup: &Setup, service: &Service) -> serde_json::Value {
     let out = ok(&[
         "status",
@@ -164,29 +176,17 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
     let path = "/v1/clusters/east/enroll";
 
     let (code, body) = post(&setup, &service, path, None, &enroll_body(&good_csr));
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (401, Some("credential_missing")),
-        "{body}"
-    );
+    assert_refused(code, &body, 401, "credential_missing");
 
     let west = setup.token("west", "1h");
     let (code, body) = post(&setup, &service, path, Some(&west), &enroll_body(&good_csr));
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (403, Some("token_wrong_cluster")),
-        "{body}"
-    );
+    assert_refused(code, &body, 403, "token_wrong_cluster");
     assert!(body["message"].as_str().unwrap().contains("west"), "{body}");
 
     let token = setup.token("east", "1h");
     let (_, rsa_csr) = csr_for("east", KeyType::Rsa2048);
     let (code, body) = post(&setup, &service, path, Some(&token), &enroll_body(&rsa_csr));
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (400, Some("csr_policy")),
-        "{body}"
-    );
+    assert_refused(code, &body, 400, "csr_policy");
     assert!(
         body["message"].as_str().unwrap().contains("ecdsa-p256"),
         "{body}"
@@ -214,11 +214,7 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
 
     let huge = enroll_body(&"A".repeat(70 * 1024));
     let (code, body) = post(&setup, &service, path, Some(&token), &huge);
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (413, Some("body_too_large")),
-        "{body}"
-    );
+    assert_refused(code, &body, 413, "body_too_large");
 
     let (code, body) = post(
         &setup,
@@ -227,11 +223,7 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
         Some(&token),
         &enroll_body(&good_csr),
     );
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (400, Some("cluster_name")),
-        "{body}"
-    );
+    assert_refused(code, &body, 400, "cluster_name");
 
     setup.set_clock_offset(2 * 3600);
     let (code, body) = post(
@@ -241,11 +233,7 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
         Some(&token),
         &enroll_body(&good_csr),
     );
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (401, Some("token_expired")),
-        "{body}"
-    );
+    assert_refused(code, &body, 401, "token_expired");
     setup.set_clock_offset(0);
 
     let (_, body) = post(&setup, &service, path, Some(&token), "not json");
@@ -331,19 +319,11 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
     assert!(verified, "{why}");
 
     let (code, body) = renew(&current, &current_key);
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (403, Some("not_current")),
-        "{body}"
-    );
+    assert_refused(code, &body, 403, "not_current");
 
     let stranger = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
     let (code, body) = renew(&renewed, &stranger);
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (401, Some("proof_invalid")),
-        "{body}"
-    );
+    assert_refused(code, &body, 401, "proof_invalid");
 
     let other = Setup::new(None, "");
     let foreign_service = Service::start(&other);
@@ -368,11 +348,7 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
     )
     .unwrap();
     let (code, body) = renew(&foreign_cert, &foreign_key);
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (403, Some("certificate_unknown")),
-        "{body}"
-    );
+    assert_refused(code, &body, 403, "certificate_unknown");
 
     let (code, body) = post(
         &setup,
@@ -390,18 +366,10 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
         Some("not-the-admin-token-but-long-enough-000"),
         "",
     );
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (401, Some("admin_unauthorized")),
-        "{body}"
-    );
+    assert_refused(code, &body, 401, "admin_unauthorized");
     // Even the current intermediate, with its own key, may not renew once revoked.
     let (code, body) = renew(&renewed, &renewed_key);
-    assert_eq!(
-        (code, body["error"].as_str()),
-        (403, Some("revoked")),
-        "{body}"
-    );
+    assert_refused(code, &body, 403, "revoked");
 }
 
 #[test]

@@ -158,8 +158,6 @@ impl ServerOptions {
                 "{url}: say how to trust the service's certificate: --server-ca FILE (its CA bundle) or --server-fingerprint SHA256 (its root's)"
             ),
         };
-        let mut config = meshtrust_issuer::ServerConfig::new(url, trust);
-        config.allow_plaintext = false;
-        Ok(config)
+        Ok(meshtrust_issuer::ServerConfig::new(url, trust))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use meshtrust_issuer::server::api::{
     ClusterEntry, ClusterList, ErrorResponse, TokenRequest, TokenResponse,
@@ -16,7 +16,7 @@ use meshtrust_issuer::server::wire;
 use crate::api::error::ApiError;
 use crate::api::{bearer, cluster_name, json_body, rate_limit, refuse};
 use crate::state::Service;
-use crate::store::{AuditEvent, ClusterRecord, NewToken};
+use crate::store::{AuditEvent, ClusterRecord, NewToken, Refusal};
 use crate::tokens;
 
 const ADMIN: &str = "admin";
@@ -108,13 +108,7 @@ pub async fn revoke(
             .revoke(cluster.as_str(), now, ADMIN)
             .await
             .map_err(|e| ApiError::store(&e))?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_cluster",
-                    format!("cluster {cluster} has never enrolled with this service"),
-                )
-            })?;
+            .ok_or_else(|| ApiError::from_refusal(&Refusal::UnknownCluster, cluster.as_str()))?;
         Ok::<_, ApiError>(record)
     };
     match revoked.await {

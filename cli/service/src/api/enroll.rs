@@ -173,13 +173,11 @@ async fn reissued(
             .ok()
             .and_then(|mut all| all.pop())
             .ok_or_else(|| ApiError::internal("the stored certificate does not parse"))?;
-    let trust = service.issuer.trust_bundle().await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "issuer_failed",
-            e.to_string(),
-        )
-    })?;
+    let trust = service
+        .issuer
+        .trust_bundle()
+        .await
+        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
     Ok(IssuedResponse {
         cluster: cluster.to_string(),
         serial: record.serial,

@@ -59,6 +59,15 @@ impl ApiError {
         )
     }
 
+    /// 502: the signing backend `issuer` failed; nothing was recorded.
+    pub fn issuer(issuer: &str, error: &meshtrust_issuer::Error) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "issuer_failed",
+            format!("{issuer} failed, nothing was issued or recorded; retry later ({error})"),
+        )
+    }
+
     /// 500: a bug.
     pub fn internal(reason: impl Into<String>) -> ApiError {
         ApiError::new(

@@ -88,13 +88,7 @@ pub async fn issue(
     let started = service.clock.instant();
     let signed = service.issuer.issue_intermediate(&request).await;
     service.metrics.signed(service.clock.elapsed(started));
-    let signed = signed.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "issuer_failed",
-            format!("{} could not sign: {e}", service.issuer.describe()),
-        )
-    })?;
+    let signed = signed.map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
     record(service, grant, csr.key_fingerprint, signed, now).await
 }
 

@@ -37,13 +37,11 @@ pub async fn trust_bundle(
 
 async fn bundle(service: &Service, principal: &str) -> Result<TrustBundleResponse, ApiError> {
     rate_limit(service, principal)?;
-    let trust = service.issuer.trust_bundle().await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "issuer_failed",
-            e.to_string(),
-        )
-    })?;
+    let trust = service
+        .issuer
+        .trust_bundle()
+        .await
+        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
     let template = &service.policy.template;
     Ok(TrustBundleResponse {
         roots: trust

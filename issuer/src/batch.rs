@@ -54,6 +54,7 @@ pub async fn issue_batch(
     clusters: &[ClusterName],
     clock: &Clock,
 ) -> Result<Batch> {
+    issuer.preflight(clusters)?;
     let now = clock.now();
     let (keys, requests) = keys_and_requests(params, clusters, now)?;
     let responses = sign_all(&issuer, requests).await;

@@ -113,4 +113,12 @@ pub trait Issuer: Send + Sync {
     /// The roots a cluster must trust for intermediates from this issuer (known before
     /// issuing, so that a cluster already trusting them can be left alone).
     async fn trust_bundle(&self) -> Result<TrustBundle>;
+
+    /// Refuses, before any request is made, a set of clusters this issuer cannot serve all
+    /// of (e.g. a cluster without an enrollment credential): a batch that failed halfway
+    /// would have spent one-time credentials for keys it then discards.
+    fn preflight(&self, clusters: &[ClusterName]) -> Result<()> {
+        let _ = clusters;
+        Ok(())
+    }
 }

@@ -365,6 +365,22 @@ async fn a_cluster_without_a_credential_is_refused_before_any_request() {
 }
 
 #[tokio::test]
+async fn a_batch_with_a_cluster_lacking_a_credential_spends_no_other_clusters_token() {
+    let (pki, service, url) = running(&["127.0.0.1"], true, &[("east", "t")]).await;
+    let trust = ServerTrust::fingerprint(&pki.root_fingerprint()).unwrap();
+    let client = ServiceClient::new(&url, &trust, TIMEOUT).unwrap();
+    let tokens = BTreeMap::from([(cluster("east"), secret("t"))]);
+    let issuer: Arc<dyn Issuer> = Arc::new(ServerIssuer::new(client, tokens, None));
+    let template = IntermediateParams::new(cluster("east"));
+    let clusters = [cluster("east"), cluster("west")];
+    let e = issue_batch(issuer, &template, &clusters, &Clock::system())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NoCredential { .. }), "{e:?}");
+    assert_eq!(service.requests(), 0, "east's one-time token was not spent");
+}
+
+#[tokio::test]
 async fn a_default_token_enrolls_any_cluster() {
     let (pki, _, url) = running(&["127.0.0.1"], true, &[("south", "shared")]).await;
     let trust = ServerTrust::fingerprint(&pki.root_fingerprint()).unwrap();

@@ -86,6 +86,10 @@ impl Issuer for ServerIssuer {
         self.client.describe()
     }
 
+    fn preflight(&self, clusters: &[ClusterName]) -> Result<()> {
+        self.check_credentials(clusters)
+    }
+
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {
         let Some(credential) = self.credential(&request.cluster) else {
             return Err(Error::NoCredential {

@@ -153,35 +153,29 @@ async fn enroll(
     conn: &mut AnyConnection,
     issuance: &Issuance,
 ) -> Result<Option<Refusal>, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO clusters \
+    let inserted = bind_cluster_row(
+        sqlx::query(
+            "INSERT INTO clusters \
          (name, state, key_fingerprint, current_serial, not_after, enrolled_at, last_seen, roots) \
          VALUES ($1, 'enrolled', $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO NOTHING",
+        ),
+        issuance,
     )
-    .bind(&issuance.cluster)
-    .bind(&issuance.key_fingerprint)
-    .bind(&issuance.serial)
-    .bind(issuance.not_after.unix_timestamp())
-    .bind(issuance.at.unix_timestamp())
-    .bind(join_roots(&issuance.roots))
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(None);
     }
-    let replaced = sqlx::query(
-        "UPDATE clusters SET state = 'enrolled', key_fingerprint = $2, current_serial = $3, \
+    let replaced = bind_cluster_row(
+        sqlx::query(
+            "UPDATE clusters SET state = 'enrolled', key_fingerprint = $2, current_serial = $3, \
          not_after = $4, enrolled_at = $5, last_seen = $5, roots = $6, \
          revoked_at = NULL, revoked_by = NULL \
          WHERE name = $1 AND (state = 'revoked' OR key_fingerprint = $2)",
+        ),
+        issuance,
     )
-    .bind(&issuance.cluster)
-    .bind(&issuance.key_fingerprint)
-    .bind(&issuance.serial)
-    .bind(issuance.not_after.unix_timestamp())
-    .bind(issuance.at.unix_timestamp())
-    .bind(join_roots(&issuance.roots))
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -194,6 +188,21 @@ async fn enroll(
             .fetch_one(&mut *conn)
             .await?;
     Ok(Some(Refusal::AlreadyEnrolled { key_fingerprint }))
+}
+
+/// Binds $1…$6 of a statement that writes a cluster's row: name, key fingerprint, serial,
+/// not-after, the time (enrolled and last seen), roots.
+fn bind_cluster_row<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    issuance: &'q Issuance,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    query
+        .bind(&issuance.cluster)
+        .bind(&issuance.key_fingerprint)
+        .bind(&issuance.serial)
+        .bind(issuance.not_after.unix_timestamp())
+        .bind(issuance.at.unix_timestamp())
+        .bind(join_roots(&issuance.roots))
 }
 
 /// A renewal moves the cluster to the new certificate only from its current one.

@@ -45,24 +45,37 @@ pub struct Batch {
 }
 
 /// Issues one intermediate per cluster in `clusters` from the template `params` (its
-/// `cluster` is replaced by each), signed by `issuer`, and checks every bundle (in
-/// `params.format`) as istiod would. Fails as a whole, naming the cluster, when any cluster
-/// cannot be issued or its bundle would be refused: nothing is returned half done.
+/// `cluster` is replaced by each; the issuer may adjust the rest to its policy, with a
+/// notice), signed by `issuer`, and checks every bundle (in `params.format`) as istiod
+/// would. Fails as a whole, naming the cluster, when any cluster cannot be issued or its
+/// bundle would be refused: nothing is returned half done — except through an issuer whose
+/// issuance is final, where the clusters issued come back in [`Error::PartialBatch`].
 pub async fn issue_batch(
     issuer: Arc<dyn Issuer>,
     params: &IntermediateParams,
     clusters: &[ClusterName],
     clock: &Clock,
 ) -> Result<Batch> {
-    issuer.preflight(clusters)?;
+    let (params, notices) = issuer.prepare(params, clusters).await?;
     let now = clock.now();
-    let (keys, requests) = keys_and_requests(params, clusters, now)?;
+    let (keys, requests) = keys_and_requests(&params, clusters, now)?;
     let responses = sign_all(&issuer, requests).await;
-    let batch = collect_bundles(issuer.as_ref(), clusters, keys, responses)?;
+    let (mut batch, mut failures) = collect_bundles(issuer.as_ref(), clusters, keys, responses);
+    batch.notices.splice(0..0, notices);
+    if !failures.is_empty() && (batch.bundles.is_empty() || !issuer.issuance_is_final()) {
+        return Err(failures.remove(0));
+    }
     // Checked at the time of checking, not of the request: a remote CA stamps notBefore
     // with its own clock.
-    check_all(issuer.as_ref(), params, &batch, clock.now().max(now))?;
-    Ok(batch)
+    check_all(issuer.as_ref(), &params, &batch, clock.now().max(now))?;
+    if failures.is_empty() {
+        return Ok(batch);
+    }
+    Err(Error::PartialBatch {
+        issuer: issuer.describe(),
+        issued: Box::new(batch),
+        failures,
+    })
 }
 
 /// A key and a CSR for every cluster, generated in parallel on every core.
@@ -110,34 +123,44 @@ async fn sign_all(issuer: &Arc<dyn Issuer>, requests: Vec<IssueRequest>) -> Vec<
         .await
 }
 
-/// Pairs each answer with its key into a bundle; the first failure, naming its cluster,
-/// fails the batch.
+/// Pairs each answer with its key into a bundle; each failure names its cluster, in the
+/// order of the clusters.
 fn collect_bundles(
     issuer: &dyn Issuer,
     clusters: &[ClusterName],
     keys: Vec<PrivateKey>,
     responses: Vec<Signed>,
-) -> Result<Batch> {
+) -> (Batch, Vec<Error>) {
     let mut batch = Batch::default();
+    let mut failures = Vec::new();
     for ((key, joined), asked) in keys.into_iter().zip(responses).zip(clusters) {
-        let (cluster, issued) = joined.map_err(|_| Error::Internal {
-            reason: format!(
-                "signing the intermediate of cluster {asked} by {} panicked; nothing was written",
-                issuer.describe()
-            ),
-        })?;
-        let issued = issued.map_err(|cause| Error::Issuance {
-            cluster: cluster.to_string(),
-            issuer: issuer.describe(),
-            cause: Box::new(cause),
-        })?;
+        let issued = match joined {
+            Ok((_, Ok(issued))) => issued,
+            Ok((cluster, Err(cause))) => {
+                failures.push(Error::Issuance {
+                    cluster: cluster.to_string(),
+                    issuer: issuer.describe(),
+                    cause: Box::new(cause),
+                });
+                continue;
+            }
+            Err(_) => {
+                failures.push(Error::Internal {
+                    reason: format!(
+                        "signing the intermediate of cluster {asked} by {} panicked; nothing was written",
+                        issuer.describe()
+                    ),
+                });
+                continue;
+            }
+        };
         batch.notices.extend(issued.notices);
         batch.bundles.push(IssuedBundle {
-            cluster,
+            cluster: asked.clone(),
             bundle: CaCerts::new(issued.certificate, key, issued.chain, issued.trust_bundle),
         });
     }
-    Ok(batch)
+    (batch, failures)
 }
 
 /// Verifies every bundle as istiod would, at `checked_at`. In parallel: each check signs

@@ -153,6 +153,24 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Some clusters of a batch failed through an issuer whose issuance is final
+    /// ([`Issuer::issuance_is_final`](crate::Issuer::issuance_is_final)): the others were
+    /// issued and are handed back in `issued`, to be written, not thrown away.
+    #[error(
+        "{} of {} clusters could not be issued by {issuer}: {}; the others ({}) were issued",
+        failures.len(),
+        failures.len() + issued.bundles.len(),
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        issued.bundles.iter().map(|b| b.cluster.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    PartialBatch {
+        /// The issuer.
+        issuer: String,
+        /// The clusters that were issued and checked.
+        issued: Box<crate::Batch>,
+        /// Why each other cluster failed ([`Error::Issuance`], naming it).
+        failures: Vec<Error>,
+    },
     /// Clusters to enroll with `meshtrust serve` that have no credential.
     #[error(
         "{service}: no enrollment credential for cluster {}; give a token for each, or a default token that any cluster may use",

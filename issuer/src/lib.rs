@@ -53,7 +53,9 @@ pub use local::LocalIssuer;
 pub use server::{ServerIssuer, ServerTrust, ServiceClient};
 
 use async_trait::async_trait;
-use meshtrust_ca::{Certificate, ClusterName, Csr, IntermediateProfile, TrustBundle};
+use meshtrust_ca::{
+    Certificate, ClusterName, Csr, IntermediateParams, IntermediateProfile, TrustBundle,
+};
 use time::OffsetDateTime;
 
 /// A request to sign one cluster's intermediate CA.
@@ -114,11 +116,25 @@ pub trait Issuer: Send + Sync {
     /// issuing, so that a cluster already trusting them can be left alone).
     async fn trust_bundle(&self) -> Result<TrustBundle>;
 
-    /// Refuses, before any request is made, a set of clusters this issuer cannot serve all
-    /// of (e.g. a cluster without an enrollment credential): a batch that failed halfway
-    /// would have spent one-time credentials for keys it then discards.
-    fn preflight(&self, clusters: &[ClusterName]) -> Result<()> {
+    /// Before any key is generated: refuses a set of clusters this issuer cannot serve all
+    /// of (e.g. a cluster without an enrollment credential — a batch that failed halfway
+    /// would have spent one-time credentials), and returns the template this issuer will
+    /// honour, with a notice for each field it changed (a service applies its own policy
+    /// to the subject, SANs, path length and validity, and refuses a CSR that differs).
+    async fn prepare(
+        &self,
+        params: &IntermediateParams,
+        clusters: &[ClusterName],
+    ) -> Result<(IntermediateParams, Vec<String>)> {
         let _ = clusters;
-        Ok(())
+        Ok((params.clone(), Vec::new()))
+    }
+
+    /// Whether a cluster, once issued, cannot be issued again without an administrator
+    /// (its one-time credential is spent, and the service refuses a second key). A batch
+    /// then hands back what it issued even when another cluster failed
+    /// ([`Error::PartialBatch`]), so that no issued intermediate's key is thrown away.
+    fn issuance_is_final(&self) -> bool {
+        false
     }
 }

@@ -328,7 +328,49 @@ async fn the_service_issues_a_batch_with_each_clusters_token() {
         assert!(report.accepted(), "{name}: {:?}", report.findings);
         assert_eq!(bundle.bundle.trust(), &expected);
     }
-    assert_eq!(service.requests(), 3);
+    // The trust bundle asked above, the policy asked by the batch, two enrollments.
+    assert_eq!(service.requests(), 4);
+}
+
+#[tokio::test]
+async fn a_batch_where_the_service_refuses_one_cluster_hands_back_the_others() {
+    let tokens = [("east", "token-east"), ("west", "token-west")];
+    let (pki, _, url) = running(&["127.0.0.1"], true, &tokens).await;
+    let trust = ServerTrust::fingerprint(&pki.root_fingerprint()).unwrap();
+    let client = ServiceClient::new(&url, &trust, TIMEOUT).unwrap();
+    let given = BTreeMap::from([
+        (cluster("east"), secret("token-east")),
+        (cluster("west"), secret("not-west's-token")),
+    ]);
+    let issuer: Arc<dyn Issuer> = Arc::new(ServerIssuer::new(client, given, None));
+    let clusters = [cluster("east"), cluster("west")];
+    let clock = Clock::system();
+    let params = IntermediateParams::new(cluster("east"));
+    let e = issue_batch(issuer, &params, &clusters, &clock)
+        .await
+        .unwrap_err();
+    let text = message(&e);
+    let Error::PartialBatch {
+        issued, failures, ..
+    } = e
+    else {
+        panic!("not a partial batch: {text}");
+    };
+    assert_eq!(issued.bundles.len(), 1, "{text}");
+    assert_eq!(issued.bundles[0].cluster, cluster("east"));
+    let files = issued.bundles[0].bundle.bundle_files(params.format);
+    let report = verify_bundle(&files, &VerifyOptions::at(clock.now()));
+    assert!(report.accepted(), "{:?}", report.findings);
+    assert!(
+        matches!(&failures[..], [Error::Issuance { cluster, .. }] if cluster == "west"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(&format!(
+            "1 of 2 clusters could not be issued by meshtrust serve at {url}: cluster west:"
+        )) && text.ends_with("; the others (east) were issued"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

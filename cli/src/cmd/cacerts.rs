@@ -17,7 +17,8 @@ pub async fn run(args: CacertsArgs, clock: &Clock) -> Result<ExitCode> {
         .context(
             "--issuer local needs --root DIR (create one with `meshtrust root create --out DIR`)",
         )?;
-    let batch = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let issued = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let batch = &issued.batch;
     let summaries = issue::write_bundles(
         &args.out,
         &batch.bundles,
@@ -30,5 +31,6 @@ pub async fn run(args: CacertsArgs, clock: &Clock) -> Result<ExitCode> {
         eprintln!("warning: {n}");
     }
     issue::print_bundles(&summaries, now, args.output)?;
+    issued.finish(&args.out.display().to_string())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,9 @@ pub async fn run(args: DemoArgs, clock: &Clock) -> Result<ExitCode> {
     issue::check_outputs(&args.out, &clusters, args.force)?;
 
     let (issuer, local_root) = demo_issuer(&args.issuer, &args.intermediate, now, clock).await?;
-    let batch = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let issuer_name = issuer.describe();
+    let issued = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let batch = &issued.batch;
     // The root is written only once every bundle has been issued and verified.
     let root_summary = match &local_root {
         Some(l) => Some(root::write_root(&args.out, l.root(), args.force, None)?),
@@ -58,10 +60,16 @@ pub async fn run(args: DemoArgs, clock: &Clock) -> Result<ExitCode> {
             clusters: summaries,
             kubectl,
         })?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print_text(
+            root_summary.as_ref(),
+            &issuer_name,
+            &summaries,
+            &kubectl,
+            now,
+        )?;
     }
-    let ca_arn = args.issuer.ca_arn.as_deref().unwrap_or_default();
-    print_text(root_summary.as_ref(), ca_arn, &summaries, &kubectl, now)?;
+    issued.finish(&args.out.display().to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -103,7 +111,7 @@ async fn demo_issuer(
 /// The human summary: the root, the bundles table, and what to run next.
 fn print_text(
     root: Option<&root::RootSummary>,
-    ca_arn: &str,
+    issuer: &str,
     summaries: &[issue::BundleSummary],
     kubectl: &[String],
     now: OffsetDateTime,
@@ -115,7 +123,7 @@ fn print_text(
             output::short(&r.sha256_fingerprint, 23),
             r.dir
         ),
-        None => println!("Intermediates issued by AWS Private CA {ca_arn}"),
+        None => println!("Intermediates issued by {issuer}"),
     }
     issue::print_bundles(summaries, now, Output::Text)?;
     println!();

@@ -83,6 +83,42 @@ pub async fn chosen_issuer(
     }
 }
 
+/// What a batch gave: every cluster's bundle, or — through an issuer whose issuance is
+/// final (`meshtrust serve`: the one-time tokens are spent) — the bundles of the clusters
+/// issued, to be written all the same, and the errors naming the others.
+pub struct Issued {
+    pub batch: Batch,
+    pub failed: Vec<meshtrust_issuer::Error>,
+}
+
+impl Issued {
+    /// Fails, after the issued bundles were written to `written` (a directory, or the
+    /// clusters), naming each cluster that failed and what to rerun.
+    pub fn finish(&self, written: &str) -> Result<()> {
+        if self.failed.is_empty() {
+            return Ok(());
+        }
+        let done: Vec<String> = self
+            .batch
+            .bundles
+            .iter()
+            .map(|b| b.cluster.to_string())
+            .collect();
+        let failures: Vec<String> = self
+            .failed
+            .iter()
+            .map(|e| format!("{e}{}", crate::advice::issuer(e)))
+            .collect();
+        bail!(
+            "{} of {} clusters could not be issued: {}. The bundles of {} were issued and written to {written} (their credentials are spent: do not issue them again); rerun for the others only, with new credentials",
+            failures.len(),
+            failures.len() + done.len(),
+            failures.join("; "),
+            done.join(", ")
+        )
+    }
+}
+
 /// Issues one intermediate per cluster with the flags' parameters (batch issuance: keys in
 /// parallel, bounded signing concurrency, every bundle checked before it is returned).
 pub async fn issue_bundles(
@@ -90,8 +126,20 @@ pub async fn issue_bundles(
     clusters: &[ClusterName],
     opts: &IntermediateOptions,
     clock: &Clock,
-) -> Result<Batch> {
-    Ok(issue_batch(issuer, &opts.template(), clusters, clock).await?)
+) -> Result<Issued> {
+    match issue_batch(issuer, &opts.template(), clusters, clock).await {
+        Ok(batch) => Ok(Issued {
+            batch,
+            failed: Vec::new(),
+        }),
+        Err(meshtrust_issuer::Error::PartialBatch {
+            issued, failures, ..
+        }) => Ok(Issued {
+            batch: *issued,
+            failed: failures,
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes each bundle to OUT/NAME atomically: all are staged (in parallel), flushed in one

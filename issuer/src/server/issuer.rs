@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
-use meshtrust_ca::{Certificate, ClusterName, TrustBundle};
+use meshtrust_ca::{Certificate, ClusterName, IntermediateParams, TrustBundle};
 use zeroize::Zeroizing;
 
 use crate::check::check_issued;
 use crate::error::{Error, Result};
 use crate::server::api::{IssuedResponse, TrustBundleResponse};
 use crate::server::client::ServiceClient;
+use crate::server::policy::apply_policy;
 use crate::server::trust::normalize_fingerprint;
 use crate::{IssueRequest, IssueResponse, Issuer};
 
@@ -86,8 +87,18 @@ impl Issuer for ServerIssuer {
         self.client.describe()
     }
 
-    fn preflight(&self, clusters: &[ClusterName]) -> Result<()> {
-        self.check_credentials(clusters)
+    async fn prepare(
+        &self,
+        params: &IntermediateParams,
+        clusters: &[ClusterName],
+    ) -> Result<(IntermediateParams, Vec<String>)> {
+        self.check_credentials(clusters)?;
+        let answer = self.client.trust_bundle().await?;
+        apply_policy(&self.describe(), params, &answer.policy)
+    }
+
+    fn issuance_is_final(&self) -> bool {
+        true
     }
 
     async fn issue_intermediate(&self, request: &IssueRequest) -> Result<IssueResponse> {

@@ -13,6 +13,7 @@ pub mod api;
 mod client;
 mod failure;
 mod issuer;
+mod policy;
 mod renewal;
 mod trust;
 pub mod wire;

@@ -28,11 +28,16 @@ pub(super) async fn run(
     if !args.write.force {
         refuse_existing(dir, &clusters)?;
     }
-    let batch = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let issued = issue::issue_bundles(issuer, &clusters, &args.intermediate, clock).await?;
+    let batch = &issued.batch;
     let now = clock.now();
     write::ensure_dir(dir)?;
     let mut written = Vec::new();
-    for (t, b) in targets.iter().zip(&batch.bundles) {
+    for b in &batch.bundles {
+        let t = targets
+            .iter()
+            .find(|t| t.cluster == b.cluster)
+            .expect("a bundle is for one of the targets");
         let yaml = manifest(args, t, b, now)?;
         let path = dir.join(format!("{}.yaml", t.cluster));
         write::write_file(&path, yaml.as_bytes(), KEY_MODE, args.write.force)?;
@@ -46,6 +51,7 @@ pub(super) async fn run(
         dir.display()
     );
     print_written(&written, args.output)?;
+    issued.finish(&dir.display().to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

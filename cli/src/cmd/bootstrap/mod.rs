@@ -83,7 +83,9 @@ pub async fn run(args: BootstrapArgs, clock: &Clock) -> Result<ExitCode> {
         .map(|(t, _)| t.cluster.clone())
         .collect();
     progress.set_message(format!("issuing {} intermediate(s)", writers.len()));
-    let batch = issue::issue_bundles(issuer, &writers, &args.intermediate, clock).await?;
+    let issued = issue::issue_bundles(issuer, &writers, &args.intermediate, clock).await?;
+    let planned = without_failed(planned, &targets, &issued.failed);
+    let batch = issued.batch;
     let bundles: HashMap<ClusterName, CaCerts> = batch
         .bundles
         .into_iter()
@@ -108,6 +110,29 @@ pub async fn run(args: BootstrapArgs, clock: &Clock) -> Result<ExitCode> {
         return peering::run(&args, &access, &targets).await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plans, with each cluster the issuer failed for (named by an
+/// [`meshtrust_issuer::Error::Issuance`]) turned into that failure: the clusters issued
+/// are still written, since their one-time credentials are spent.
+fn without_failed(
+    planned: Vec<Planned>,
+    targets: &[Target],
+    failed: &[meshtrust_issuer::Error],
+) -> Vec<Planned> {
+    let failure_of = |t: &Target| {
+        failed.iter().find(|e| {
+            matches!(e, meshtrust_issuer::Error::Issuance { cluster, .. } if cluster == t.cluster.as_str())
+        })
+    };
+    planned
+        .into_iter()
+        .zip(targets)
+        .map(|(p, t)| match failure_of(t) {
+            Some(e) => Err(format!("{e}{}", crate::advice::issuer(e))),
+            None => p,
+        })
+        .collect()
 }
 
 /// Reads every cluster (bounded in parallel; nothing is written) and plans each.

@@ -18,31 +18,12 @@ use tokio::task::JoinError;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::issued::{Batch, IssuedBundle};
 use crate::{IssueRequest, IssueResponse, Issuer};
 
 /// How many signing requests are in flight at once: enough to hide a remote CA's latency,
 /// few enough not to trip its rate limits.
 pub const MAX_IN_FLIGHT: usize = 8;
-
-/// One cluster's bundle, issued and verified, not yet written anywhere.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct IssuedBundle {
-    /// The cluster.
-    pub cluster: ClusterName,
-    /// Its intermediate, key, chain and trusted roots.
-    pub bundle: CaCerts,
-}
-
-/// What a batch produced.
-#[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct Batch {
-    /// One bundle per cluster, in the order the clusters were given.
-    pub bundles: Vec<IssuedBundle>,
-    /// What the user should know (e.g. a validity shortened to the root's expiry).
-    pub notices: Vec<String>,
-}
 
 /// Issues one intermediate per cluster in `clusters` from the template `params` (its
 /// `cluster` is replaced by each; the issuer may adjust the rest to its policy, with a

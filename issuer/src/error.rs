@@ -167,7 +167,7 @@ pub enum Error {
         /// The issuer.
         issuer: String,
         /// The clusters that were issued and checked.
-        issued: Box<crate::Batch>,
+        issued: Box<crate::issued::Batch>,
         /// Why each other cluster failed ([`Error::Issuance`], naming it).
         failures: Vec<Error>,
     },

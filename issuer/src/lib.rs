@@ -38,17 +38,19 @@ mod check;
 pub mod clock;
 mod config;
 mod error;
+mod issued;
 mod local;
 pub mod server;
 
 pub use aws_pca::AwsPcaIssuer;
-pub use batch::{Batch, IssuedBundle, MAX_IN_FLIGHT, issue_batch};
+pub use batch::{MAX_IN_FLIGHT, issue_batch};
 pub use check::check_issued;
 pub use clock::Clock;
 #[cfg(feature = "test-clock")]
 pub use clock::ManualClock;
 pub use config::{AwsPcaConfig, IssuerConfig, ServerConfig, connect};
 pub use error::{Error, Result};
+pub use issued::{Batch, IssuedBundle};
 pub use local::LocalIssuer;
 pub use server::{ServerIssuer, ServerTrust, ServiceClient};
 

@@ -31,47 +31,58 @@ pub(crate) fn apply_policy(
             ),
         });
     }
-    let mut applied = params.clone();
-    let mut notices = Vec::new();
-    let mut set = |field: &str, asked: String, policy: String| {
-        if asked != policy {
-            notices.push(format!(
-                "{service} sets the intermediate's {field} by its policy: {policy} (asked: {asked})"
-            ));
-        }
-    };
-    set(
-        "subject O",
-        params.organization.clone(),
-        policy.organization.clone(),
-    );
-    set(
-        "subject CN",
-        params.common_name.clone(),
-        policy.common_name.clone(),
-    );
-    set(
-        "DNS names",
-        params.dns_names.join(","),
-        policy.dns_names.join(","),
-    );
-    set(
-        "path length",
-        params.path_len.to_string(),
-        policy.path_len.to_string(),
-    );
     let validity = Duration::seconds(policy.validity_seconds);
-    set(
-        "validity",
-        duration::human(params.validity),
-        duration::human(validity),
-    );
+    let notices = differences(params, policy, validity)
+        .into_iter()
+        .filter(|(_, asked, policy)| asked != policy)
+        .map(|(field, asked, policy)| {
+            format!(
+                "{service} sets the intermediate's {field} by its policy: {policy} (asked: {asked})"
+            )
+        })
+        .collect();
+    let mut applied = params.clone();
     applied.organization.clone_from(&policy.organization);
     applied.common_name.clone_from(&policy.common_name);
     applied.dns_names.clone_from(&policy.dns_names);
     applied.path_len = policy.path_len;
     applied.validity = validity;
     Ok((applied, notices))
+}
+
+/// Each field the policy sets: its name, as asked, and as the policy has it.
+fn differences(
+    params: &IntermediateParams,
+    policy: &PolicyInfo,
+    validity: Duration,
+) -> [(&'static str, String, String); 5] {
+    [
+        (
+            "subject O",
+            params.organization.clone(),
+            policy.organization.clone(),
+        ),
+        (
+            "subject CN",
+            params.common_name.clone(),
+            policy.common_name.clone(),
+        ),
+        (
+            "DNS names",
+            params.dns_names.join(","),
+            policy.dns_names.join(","),
+        ),
+        (
+            "path length",
+            params.path_len.to_string(),
+            policy.path_len.to_string(),
+        ),
+        (
+            "validity",
+            duration::human(params.validity),
+            duration::human(validity),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -111,11 +111,8 @@ impl Server {
             api::router(self.service.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let grace = self.service.limits.shutdown_grace;
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            stopper.graceful_shutdown(Some(grace));
-        });
+        tokio::spawn(stop_on(shutdown, handle.clone(), grace));
+        let drained = handle.clone();
         let address = self.listen;
         let serve_error = |e: std::io::Error| Error::Serve {
             address: address.to_string(),
@@ -144,7 +141,37 @@ impl Server {
             }
         };
         let (served, ()) = tokio::join!(served, announce);
-        served.map_err(serve_error)
+        served.map_err(serve_error)?;
+        report_drain(&drained, grace);
+        Ok(())
+    }
+}
+
+/// Once `shutdown` completes: no new connections, and the open ones get `grace` to finish
+/// the requests they carry.
+async fn stop_on(
+    shutdown: impl Future<Output = ()>,
+    handle: axum_server::Handle<SocketAddr>,
+    grace: std::time::Duration,
+) {
+    shutdown.await;
+    tracing::info!(
+        "shutting down: no new connections; {} open connection(s) have {} s to finish their requests",
+        handle.connection_count(),
+        grace.as_secs()
+    );
+    handle.graceful_shutdown(Some(grace));
+}
+
+/// Says whether every connection finished before the listener stopped, or the grace
+/// period ran out and the rest were closed.
+fn report_drain(handle: &axum_server::Handle<SocketAddr>, grace: std::time::Duration) {
+    match handle.connection_count() {
+        0 => tracing::info!("drained: every in-flight request finished"),
+        open => tracing::warn!(
+            "the shutdown grace of {} s ran out: {open} connection(s) were closed before they finished; raise limits.shutdown_grace",
+            grace.as_secs()
+        ),
     }
 }
 

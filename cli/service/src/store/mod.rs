@@ -108,16 +108,30 @@ impl Store {
         self.inner.address.shown()
     }
 
-    /// Readiness: runs a trivial query.
+    /// Readiness: the store answers a query and takes writes. A PostgreSQL database that
+    /// answers but is read-only (a standby after a failover, or
+    /// `default_transaction_read_only`) fails every issuance, so it is not ready either.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
+        let sqlite = self.inner.address.is_sqlite();
+        let query = if sqlite {
+            "SELECT 'off'"
+        } else {
+            "SELECT current_setting('transaction_read_only')"
+        };
+        let read_only: String = sqlx::query_scalar(query)
+            .fetch_one(&self.inner.pool)
             .await
-            .map(drop)
             .map_err(|e| {
-                let hint = reach_hint(&e, self.inner.address.is_sqlite());
+                let hint = reach_hint(&e, sqlite);
                 self.fail("is not answering", e, hint)
-            })
+            })?;
+        if read_only == "on" {
+            return Err(self.inner.address.error(
+                "is read-only: it answers queries but refuses writes (a standby after a \
+                 failover?); point the store at the primary",
+            ));
+        }
+        Ok(())
     }
 
     /// Remembers an enrollment token (by hash). Fails if one with the same hash exists.

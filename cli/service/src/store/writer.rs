@@ -14,7 +14,7 @@ use super::address::StoreAddress;
 use super::decide::{Isolation, Outcome, decide_issuance};
 use super::failure::{concerns_statement, explain, is_transient, reach_hint};
 use super::queries::begin_write;
-use super::records::{AuditEvent, Committed, Issuance};
+use super::records::{AuditEvent, Authority, Committed, Issuance};
 use crate::Result;
 
 /// The most requests one transaction decides.
@@ -59,6 +59,7 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        batch.sort_by(|a, b| lock_order(&a.work).cmp(&lock_order(&b.work)));
         let work: Vec<&Work> = batch.iter().map(|job| &job.work).collect();
         match commit_batch(&pool, address.is_sqlite(), &work).await {
             Ok(outcomes) => {
@@ -82,6 +83,24 @@ async fn run(
             }
         }
     }
+}
+
+/// Where a request comes in its batch: by the rows its statements lock, in the order they
+/// lock them (its token's, then its cluster's). Every writer — several replicas on one
+/// PostgreSQL too — then takes the rows of its batch in one global order, so concurrent
+/// batches wait for each other instead of deadlocking (which PostgreSQL detects only after
+/// `deadlock_timeout`, 1 s by default, and ends by aborting one of them). Audit lines lock
+/// only the counter, which every transaction takes last. Two different tokens of one
+/// cluster, in two batches, can still deadlock; the retry settles that.
+fn lock_order(work: &Work) -> Option<(&str, &str)> {
+    let Work::Issue(issuance) = work else {
+        return None;
+    };
+    let token = match &issuance.authority {
+        Authority::Token { hash } => hash.as_str(),
+        Authority::ServiceAccount { .. } | Authority::Renewal { .. } => "",
+    };
+    Some((issuance.cluster.as_str(), token))
 }
 
 /// What the caller of one request is told once its batch committed.

@@ -18,7 +18,7 @@ use crate::api::sign::{self, CheckedCsr, Grant};
 use crate::api::{bearer, cluster_name, json_body, rate_limit, refuse};
 use crate::sa_token::Refusal as SaRefusal;
 use crate::state::Service;
-use crate::store::{Authority, Refusal};
+use crate::store::{AuditEvent, Authority, Refusal};
 use crate::tokens;
 
 /// Enrolls a cluster.
@@ -75,6 +75,7 @@ async fn enroll_cluster(
         let hash = tokens::hash(&credential);
         *principal = format!("enrollment token sha256:{}", &hash[..16]);
         if let Some(replayed) = replay(service, &cluster, &hash, &csr).await? {
+            audit_retry(service, principal, &replayed).await;
             return Ok(replayed);
         }
         Authority::Token { hash }
@@ -154,6 +155,21 @@ async fn replay(
             cluster.as_str(),
         )),
     }
+}
+
+/// Audits a retry answered with the certificate already issued: a successful use of a
+/// spent token, though nothing new was signed.
+async fn audit_retry(service: &Service, principal: &str, replayed: &IssuedResponse) {
+    let event = AuditEvent {
+        at: service.clock.now(),
+        principal: principal.to_string(),
+        action: "enroll".to_string(),
+        cluster: Some(replayed.cluster.clone()),
+        serial: Some(replayed.serial.clone()),
+        result: AuditEvent::OK.to_string(),
+        reason: "a retry with the same token and key: the certificate issued then was returned again, nothing was signed".to_string(),
+    };
+    service.record(event).await;
 }
 
 /// The answer first given for the certificate `serial`, from the store.

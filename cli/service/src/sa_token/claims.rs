@@ -80,8 +80,9 @@ impl<'t> UnverifiedToken<'t> {
         }
         let parts: Vec<&str> = token.split('.').collect();
         let &[header, claims, signature] = parts.as_slice() else {
+            let plural = if parts.len() == 1 { "" } else { "s" };
             return Err(malformed(format!(
-                "it has {} dot-separated parts, where a signed JWT has 3",
+                "it has {} dot-separated part{plural}, where a signed JWT has 3",
                 parts.len()
             )));
         };

@@ -211,6 +211,20 @@ async fn unknown_keys_fetch_at_most_once_a_minute() {
 }
 
 #[tokio::test]
+async fn a_clock_moved_ahead_moves_the_refresh_with_it() {
+    // The end-to-end suites move a running service's wall clock, not its monotonic one.
+    let (old, new) = (TestKey::ec256("old"), TestKey::ec256("new"));
+    let server = OidcServer::start(&[&old]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let offset = dir.path().join("clock-offset");
+    let verifier = discovering(&server, Clock::offset_file(&offset)).await;
+    server.served().jwks = jwks(&[&old, &new]);
+    std::fs::write(&offset, KEY_REFRESH_INTERVAL.as_secs().to_string()).unwrap();
+    assert_eq!(code(&verifier, &server.token(&new)).await, "accepted");
+    assert_eq!(server.hits(), 4, "one refresh: the document and the JWKS");
+}
+
+#[tokio::test]
 async fn keys_older_than_the_ttl_are_fetched_again_and_a_removed_key_is_refused() {
     let (old, new) = (TestKey::ec256("old"), TestKey::ec256("new"));
     let server = OidcServer::start(&[&old]).await;

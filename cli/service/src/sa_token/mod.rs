@@ -28,7 +28,8 @@
 //!
 //! Discovered keys are fetched when the verifier starts, again when a token names a key id
 //! the verifier does not know, and when they are older than [`KEY_TTL`] — at most once per
-//! [`KEY_REFRESH_INTERVAL`] per cluster, by the verifier's [`Clock`](meshtrust_issuer::Clock).
+//! [`KEY_REFRESH_INTERVAL`] per cluster, by the verifier's [`Clock`](meshtrust_issuer::Clock)
+//! (its wall time or its monotonic time, whichever has moved further).
 //! A failed fetch keeps the keys already held. A cluster whose keys cannot be fetched at
 //! start does not stop the service: its tokens are refused with `sa_jwks_unavailable` until
 //! a fetch succeeds.

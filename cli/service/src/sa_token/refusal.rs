@@ -162,16 +162,13 @@ impl fmt::Display for Refusal {
                 shown(kid),
                 shown(alg)
             ),
-            Refusal::ClusterNotConfigured { cluster } => write!(
-                f,
-                "cluster {} has no service-account issuer configured: add one to its entry \
-                 in the service configuration, or enroll it with a one-time enrollment token",
-                shown(cluster)
-            ),
+            Refusal::ClusterNotConfigured { cluster } => not_configured(f, &shown(cluster)),
             Refusal::JwksUnavailable { cluster, reason } => write!(
                 f,
                 "the keys of cluster {cluster}'s service-account issuer are not available: \
-                 {reason}; they are fetched again at most once a minute"
+                 {reason}; check that this service reaches the cluster's discovery_url (or \
+                 its issuer) and that ca_file holds the CA of its certificate, then retry: \
+                 the keys are fetched again at most once a minute"
             ),
         }
     }
@@ -231,6 +228,16 @@ impl Refusal {
             _ => Ok(()),
         }
     }
+}
+
+fn not_configured(f: &mut fmt::Formatter<'_>, cluster: &str) -> fmt::Result {
+    write!(
+        f,
+        "cluster {cluster} has no service-account issuer configured: to enroll it with a \
+         ServiceAccount token, set `service_account` (its issuer, subject and keys) under \
+         `clusters: {cluster}:` in the service configuration; or enroll it with a one-time \
+         enrollment token (`meshtrust serve token create --cluster {cluster}`)"
+    )
 }
 
 fn unknown_key(

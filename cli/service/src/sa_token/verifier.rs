@@ -56,14 +56,39 @@ enum Keys {
     },
 }
 
+/// A moment by both of a [`Clock`]'s times. The time since is the longer of the two: the
+/// monotonic time keeps the pace when the wall clock steps back, and the wall time lets a
+/// clock that is moved ahead (`Clock::offset_file`, as the end-to-end suites move the
+/// service) move the refreshes with it. A wall clock stepping forward at worst allows one
+/// early fetch.
+#[derive(Clone, Copy)]
+struct Moment {
+    instant: Instant,
+    wall: OffsetDateTime,
+}
+
+impl Moment {
+    fn now(clock: &Clock) -> Moment {
+        Moment {
+            instant: clock.instant(),
+            wall: clock.now(),
+        }
+    }
+
+    fn elapsed(&self, clock: &Clock) -> std::time::Duration {
+        let wall = (clock.now() - self.wall).try_into().unwrap_or_default();
+        clock.elapsed(self.instant).max(wall)
+    }
+}
+
 /// What is known of a cluster's discovered keys.
 #[derive(Default)]
 struct Discovered {
     keys: Arc<KeySet>,
     /// When the keys held were fetched.
-    fetched_at: Option<Instant>,
+    fetched_at: Option<Moment>,
     /// When a fetch was last tried, successful or not.
-    attempted_at: Option<Instant>,
+    attempted_at: Option<Moment>,
     /// Why the last fetch failed, if it did.
     last_error: Option<String>,
 }
@@ -173,10 +198,10 @@ impl Verifier {
         let mut state = state.lock().await;
         let stale = state
             .fetched_at
-            .is_none_or(|at| self.clock.elapsed(at) >= KEY_TTL);
+            .is_none_or(|at| at.elapsed(&self.clock) >= KEY_TTL);
         let may_fetch = state
             .attempted_at
-            .is_none_or(|at| self.clock.elapsed(at) >= KEY_REFRESH_INTERVAL);
+            .is_none_or(|at| at.elapsed(&self.clock) >= KEY_REFRESH_INTERVAL);
         if (stale || !state.keys.knows(kid)) && may_fetch {
             state.refresh(discovery, cluster, &self.clock).await;
         }
@@ -196,7 +221,7 @@ impl Verifier {
 impl Discovered {
     /// Fetches the keys; on failure keeps those held and remembers why.
     async fn refresh(&mut self, discovery: &Discovery, cluster: &str, clock: &Clock) {
-        let at = clock.instant();
+        let at = Moment::now(clock);
         self.attempted_at = Some(at);
         match discovery.fetch().await {
             Ok(keys) => {

@@ -250,7 +250,7 @@ async fn malformed_tokens_are_refused_saying_what_is_wrong() {
     let good_header = b64(br#"{"alg":"ES256","kid":"k1"}"#);
     let good_claims = b64(claims(NOW).to_string().as_bytes());
     let cases = [
-        ("an empty token", String::new(), "1 dot-separated parts"),
+        ("an empty token", String::new(), "1 dot-separated part,"),
         ("two parts", "abc.def".to_string(), "2 dot-separated parts"),
         (
             "a header that is not base64url",

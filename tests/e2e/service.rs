@@ -2,13 +2,46 @@
 //! built binary as the service and as its client (`cacerts --issuer server`, `status
 //! --server`, `serve token create`), curl as an independent HTTP client, and openssl and
 //! rustls-webpki as independent verifiers of what it issues.
+//!
+//! Each case runs on both stores, as two tests named `<case>::sqlite` and
+//! `<case>::postgres` (a database of its own on `MESHTRUST_TEST_POSTGRES_URL`, which
+//! `tests/run-all.sh` sets; without it the PostgreSQL tests fail and say so).
 #![allow(clippy::disallowed_methods)] // Tests read the wall clock to sign proofs for it.
 
 #[path = "service/harness.rs"]
 #[allow(dead_code)] // Each suite uses part of the harness.
 mod harness;
 
-use harness::{ADMIN_TOKEN, Service, Setup, curl, meshtrust, ok, path_str};
+/// Two tests for each case fn (taking the store): `<case>::sqlite` and `<case>::postgres`.
+macro_rules! on_both_stores {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            use super::harness::Store;
+
+            #[test]
+            fn sqlite() {
+                super::$case(Store::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                super::$case(Store::Postgres)
+            }
+        }
+    )+};
+}
+
+// Further suites of the same binary (one test binary links once): each uses the helpers below.
+#[path = "service/cli_client.rs"]
+mod cli_client;
+#[path = "service/faults.rs"]
+mod faults;
+#[path = "service/replicas.rs"]
+mod replicas;
+#[path = "service/sa_token.rs"]
+mod sa_token;
+
+use harness::{ADMIN_TOKEN, Service, Setup, Store, curl, meshtrust, ok, path_str};
 use meshtrust_ca::{Certificate, ClusterName, IntermediateParams, KeyType, PrivateKey};
 use meshtrust_issuer::server::api::RenewRequest;
 use meshtrust_testkit::{assert_bundle_independently_valid, text};
@@ -104,9 +137,17 @@ fn inventory(setup: &Setup, service: &Service) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
-#[test]
-fn a_token_enrolls_once_and_the_bundle_passes_openssl_webpki_and_verify_even_across_a_restart() {
-    let setup = Setup::new(None, "");
+on_both_stores!(
+    a_token_enrolls_once_and_the_bundle_passes_openssl_webpki_and_verify_even_across_a_restart,
+    every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued,
+    renewal_needs_the_current_intermediate_key_and_stops_once_revoked,
+    a_second_enrollment_with_another_key_is_refused_until_an_admin_revokes_the_first,
+);
+
+fn a_token_enrolls_once_and_the_bundle_passes_openssl_webpki_and_verify_even_across_a_restart(
+    store: Store,
+) {
+    let setup = Setup::on(store, "");
     let service = Service::start(&setup);
     let token = setup.token("east", "1h");
     let out = setup.path("out");
@@ -168,9 +209,8 @@ fn a_token_enrolls_once_and_the_bundle_passes_openssl_webpki_and_verify_even_acr
     );
 }
 
-#[test]
-fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
-    let setup = Setup::new(None, "policy:\n  key_types: [ecdsa-p256]\n");
+fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued(store: Store) {
+    let setup = Setup::on(store, "policy:\n  key_types: [ecdsa-p256]\n");
     let service = Service::start(&setup);
     let (_, good_csr) = csr_for("east", KeyType::EcdsaP256);
     let path = "/v1/clusters/east/enroll";
@@ -267,9 +307,8 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued() {
     assert_eq!(code, 200, "{body}");
 }
 
-#[test]
-fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
-    let setup = Setup::new(None, "");
+fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked(store: Store) {
+    let setup = Setup::on(store, "");
     let service = Service::start(&setup);
     let token = setup.token("east", "1h");
     let out = setup.path("out");
@@ -325,7 +364,7 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
     let (code, body) = renew(&renewed, &stranger);
     assert_refused(code, &body, 401, "proof_invalid");
 
-    let other = Setup::new(None, "");
+    let other = Setup::on(store, "");
     let foreign_service = Service::start(&other);
     let foreign_token = other.token("east", "1h");
     let foreign = cacerts(
@@ -372,9 +411,8 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked() {
     assert_refused(code, &body, 403, "revoked");
 }
 
-#[test]
-fn a_second_enrollment_with_another_key_is_refused_until_an_admin_revokes_the_first() {
-    let setup = Setup::new(None, "");
+fn a_second_enrollment_with_another_key_is_refused_until_an_admin_revokes_the_first(store: Store) {
+    let setup = Setup::on(store, "");
     let service = Service::start(&setup);
     let first = setup.token("east", "1h");
     let enrolled = cacerts(

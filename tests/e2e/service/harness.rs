@@ -1,10 +1,13 @@
 //! A `meshtrust serve` process on loopback for the service suites: its root, config, admin
 //! token, clock offset file and audit log in one temporary directory, its URL learnt from
-//! its log, stopped (SIGKILL) on drop.
+//! its log, stopped (SIGKILL) on drop. Its store is a SQLite file in that directory, or a
+//! fresh PostgreSQL database on the server named by `MESHTRUST_TEST_POSTGRES_URL`, created
+//! with psql for the test and dropped after it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,9 +32,23 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Everything one service needs on disk.
+/// The variable naming the PostgreSQL server the suites use: an admin URL such as
+/// `postgres://meshtrust@127.0.0.1:5432/postgres` (each test creates its own database).
+pub const POSTGRES_URL_VAR: &str = "MESHTRUST_TEST_POSTGRES_URL";
+
+/// Where a service keeps its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A SQLite file in the setup's directory (the default).
+    Sqlite,
+    /// A database of its own on the PostgreSQL server of `MESHTRUST_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// Everything one service needs on disk (and, on PostgreSQL, its database).
 pub struct Setup {
     pub dir: tempfile::TempDir,
+    database: Option<Database>,
 }
 
 impl Setup {
@@ -51,7 +68,34 @@ impl Setup {
             dir.path().join("admin-token").display(),
         );
         std::fs::write(dir.path().join("serve.yaml"), config).unwrap();
-        Setup { dir }
+        Setup {
+            dir,
+            database: None,
+        }
+    }
+
+    /// As [`Setup::new`], with the store `store`: on PostgreSQL, a database created for
+    /// this setup (and dropped with it).
+    pub fn on(store: Store, extra: &str) -> Setup {
+        match store {
+            Store::Sqlite => Setup::new(None, extra),
+            Store::Postgres => {
+                let database = Database::create();
+                let mut setup = Setup::new(Some(&database.url), extra);
+                setup.database = Some(database);
+                setup
+            }
+        }
+    }
+
+    /// Runs `query` with psql on this setup's PostgreSQL database; returns its rows, one a
+    /// line, columns separated by `|`.
+    pub fn sql(&self, query: &str) -> String {
+        let database = self
+            .database
+            .as_ref()
+            .expect("Setup::sql needs a setup on Store::Postgres");
+        psql(&database.url, query)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -98,7 +142,12 @@ impl Setup {
 
     /// The lines of the audit log so far.
     pub fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.path("audit.log"))
+        self.audit_of("audit.log")
+    }
+
+    /// The lines so far of the audit log `file` (see [`Service::start_replica`]).
+    pub fn audit_of(&self, file: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path(file))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
@@ -115,13 +164,30 @@ pub struct Service {
 
 impl Service {
     pub fn start(setup: &Setup) -> Service {
+        Service::start_logging_to(setup, "audit.log", &[])
+    }
+
+    /// [`Service::start`] with `env` added to the process's environment (e.g. the AWS
+    /// credentials of an emulator).
+    pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Service {
+        Service::start_logging_to(setup, "audit.log", env)
+    }
+
+    /// One more process of the same service (same config, store and clock), on a port of
+    /// its own, writing its audit lines to `audit-<replica>.log` in the setup's directory.
+    pub fn start_replica(setup: &Setup, replica: &str) -> Service {
+        Service::start_logging_to(setup, &format!("audit-{replica}.log"), &[])
+    }
+
+    fn start_logging_to(setup: &Setup, audit_log: &str, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--config",
                 &setup.config(),
                 "--audit-log",
-                &setup.path("audit.log").display().to_string(),
+                &setup.path(audit_log).display().to_string(),
                 "--clock-offset-file",
                 &setup.path("clock-offset").display().to_string(),
             ])
@@ -149,6 +215,24 @@ impl Service {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name `kill -s` knows, e.g. `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     /// Kills the process at once (SIGKILL) and waits for it.
@@ -185,4 +269,100 @@ pub fn curl(setup: &Setup, args: &[&str]) -> (u16, String) {
 
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// A database of one setup on the PostgreSQL server of `MESHTRUST_TEST_POSTGRES_URL`,
+/// named after the test and this process, dropped on drop.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create() -> Database {
+        let admin = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_URL_VAR} is not set, so this PostgreSQL case cannot run: run \
+                 ./tests/run-all.sh (it starts PostgreSQL 15 and sets it), or set it to an \
+                 admin URL such as postgres://meshtrust@127.0.0.1:5432/postgres"
+            )
+        });
+        static DATABASES: AtomicU32 = AtomicU32::new(0);
+        let n = DATABASES.fetch_add(1, Ordering::Relaxed);
+        let test = std::thread::current().name().unwrap_or("test").to_owned();
+        let name: String = format!("mt_{}_{n}_{test}", std::process::id())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(63)
+            .collect();
+        psql(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = database_url(&admin, &name);
+        Database { admin, name, url }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Best effort: a failing test keeps its answer; a leftover database is harmless.
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-d", &self.admin, "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// `admin` (`postgres://user@host:port/db?options`) with the database `name` instead.
+fn database_url(admin: &str, name: &str) -> String {
+    let (scheme, rest) = admin.split_once("://").unwrap_or_else(|| {
+        panic!("{POSTGRES_URL_VAR}={admin} is not a URL; use postgres://user@host:port/postgres")
+    });
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Runs `query` with psql on `url`; returns its rows (unaligned, tuples only).
+fn psql(url: &str, query: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            query,
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run psql ({e}): install PostgreSQL's client (./tests/run-all.sh does)")
+        });
+    assert!(
+        out.status.success(),
+        "psql -d {url} -c {query:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -104,8 +104,8 @@ async fn sign_all(issuer: &Arc<dyn Issuer>, requests: Vec<IssueRequest>) -> Vec<
         .await
 }
 
-/// Pairs each answer with its key into a bundle; each failure names its cluster, in the
-/// order of the clusters.
+/// Pairs each answer with its key into a bundle; each failure is an [`Error::Issuance`]
+/// naming its cluster, in the order of the clusters.
 fn collect_bundles(
     issuer: &dyn Issuer,
     clusters: &[ClusterName],
@@ -126,11 +126,12 @@ fn collect_bundles(
                 continue;
             }
             Err(_) => {
-                failures.push(Error::Internal {
-                    reason: format!(
-                        "signing the intermediate of cluster {asked} by {} panicked; nothing was written",
-                        issuer.describe()
-                    ),
+                failures.push(Error::Issuance {
+                    cluster: asked.to_string(),
+                    issuer: issuer.describe(),
+                    cause: Box::new(Error::Internal {
+                        reason: "signing it panicked; nothing was written".to_string(),
+                    }),
                 });
                 continue;
             }

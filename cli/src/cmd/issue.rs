@@ -110,7 +110,7 @@ impl Issued {
             .map(|e| format!("{e}{}", crate::advice::issuer(e)))
             .collect();
         bail!(
-            "{} of {} clusters could not be issued: {}. The bundles of {} were issued and written to {written} (their credentials are spent: do not issue them again); rerun for the others only, with new credentials",
+            "{} of {} clusters could not be issued: {}. The bundles of {} were issued and written to {written} (their credentials are spent: do not issue them again); rerun for the others only (with a new token where the service refused theirs)",
             failures.len(),
             failures.len() + done.len(),
             failures.join("; "),

@@ -271,12 +271,13 @@ run_system() {
     case "$system" in
     sqlite | postgres)
         url_var="URL_$system"
+        pid_var="PID_$system"
         measure "$system" "$round" enroll --url "${!url_var}" --ca "$ROOT_PEM" \
             --admin-token-file "$WORK/admin-token" --requests "$requests" \
-            --connections "$connections" --prefix "r$round" ;;
+            --connections "$connections" --prefix "r$round" --server-pid "${!pid_var}" ;;
     cfssl)
         measure cfssl "$round" cfssl --url "$URL_cfssl" --ca "$ROOT_PEM" \
-            --requests "$requests" --connections "$connections" ;;
+            --requests "$requests" --connections "$connections" --server-pid "$PID_cfssl" ;;
     in-process)
         measure in-process "$round" in-process --root "$WORK/root" --requests "$requests" ;;
     esac
@@ -299,8 +300,10 @@ for ((round = 1; round <= runs; round++)); do
     if ((storm > 0)); then
         for system in "${SYSTEMS[@]}"; do
             url_var="URL_$system"
+            pid_var="PID_$system"
             measure "$system-storm" "$round" storm --url "${!url_var}" --ca "$ROOT_PEM" \
-                --admin-token-file "$WORK/admin-token" --requests "$storm" --prefix "s$round"
+                --admin-token-file "$WORK/admin-token" --requests "$storm" --prefix "s$round" \
+                --server-pid "${!pid_var}"
         done
     fi
 done
@@ -354,8 +357,8 @@ inproc_rate=$(median_of in-process rate)
 label_sqlite="meshtrust serve, SQLite ($fs_type)"
 label_postgres="meshtrust serve, PostgreSQL ${pg_version:-} (synchronous_commit=${pg_sync:-})"
 
-echo "| system | rate (req/s) | p50 (ms) | p99 (ms) | RSS VmHWM (MB) | errors |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| system | rate (req/s) | p50 (ms) | p99 (ms) | server CPU (µs/req) | RSS VmHWM (MB) | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for system in "${SYSTEMS[@]}" cfssl in-process; do
     case "$system" in
     sqlite) label=$label_sqlite ;;
@@ -363,7 +366,9 @@ for system in "${SYSTEMS[@]}" cfssl in-process; do
     cfssl) label="cfssl serve $(cfssl version | awk '/Version/ { print $2 }') (no database)" ;;
     in-process) label="in-process limit ($(nproc) threads)" ;;
     esac
-    echo "| $label | $(stat_of "$system" rate) | $(stat_of "$system" p50_ms) | $(stat_of "$system" p99_ms) | ${RSS[$system]:-–} | $(errors_of "$system") |"
+    cpu_field=server_cpu_us_per_request
+    [[ "$system" == in-process ]] && cpu_field=client_cpu_us_per_request
+    echo "| $label | $(stat_of "$system" rate) | $(stat_of "$system" p50_ms) | $(stat_of "$system" p99_ms) | $(median_of "$system" "$cpu_field") | ${RSS[$system]:-–} | $(errors_of "$system") |"
 done
 echo
 echo "| target | SQLite | PostgreSQL |"
@@ -395,6 +400,7 @@ if ((storm > 0)); then
 fi
 echo
 echo "- rounds: $runs, alternating order; figures are medians (min–max over rounds)"
+echo "- server CPU: user + system time of the server process during the timed phase, per request (/proc/PID/stat; PostgreSQL's own processes not included); in-process: the benchmark's own CPU per signing"
 echo "- each meshtrust request: one-time token check, CSR signature and policy check, signing, a durable commit (group commit) of the certificate, the token's use and the audit row, then the answer"
 echo "- store directory: $WORK ($fs_type on $fs_source)"
 echo "- cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) × $(nproc)"

@@ -70,6 +70,10 @@ pub(super) async fn connect(address: &StoreAddress) -> Result<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(if sqlite { 8 } else { 10 })
         .acquire_timeout(CONNECT_TIMEOUT)
+        // A pooled SQLite connection is a thread of this process: it cannot go stale the
+        // way a network connection can, so checking it before each use (a round trip to
+        // that thread per read) buys nothing.
+        .test_before_acquire(!sqlite)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if sqlite {

@@ -34,6 +34,7 @@
 //! ```
 
 mod address;
+mod bulk;
 mod connect;
 mod decide;
 mod failure;

@@ -2,18 +2,20 @@
 //! and audit line (up to [`MAX_BATCH`]), decides them in turn inside ONE transaction,
 //! commits once — one fsync for the lot — and only then answers every caller. If the
 //! transaction fails, every caller of the batch gets the error and nothing of it is kept;
-//! the writer goes on with the next batch.
+//! the writer goes on with the next batch. A batch of first enrollments is decided in
+//! three set-wise statements ([`super::bulk`]), any other one request by request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::address::StoreAddress;
+use super::bulk::{self, Bulk};
 use super::decide::{Isolation, Outcome, decide_issuance};
 use super::failure::{concerns_statement, explain, is_transient, reach_hint};
-use super::queries::begin_write;
 use super::records::{AuditEvent, Authority, Committed, Issuance};
 use crate::Result;
 
@@ -33,6 +35,9 @@ pub(super) enum Work {
     /// Append an audit line.
     Audit(AuditEvent),
 }
+
+/// The writer's connection, kept between batches.
+type Held = Option<PoolConnection<Any>>;
 
 /// A request to the writer and where to send its answer.
 pub(super) struct Job {
@@ -58,10 +63,24 @@ async fn run(
     mut queue: mpsc::Receiver<Job>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // The writer keeps its connection from batch to batch (an acquire per batch cost a
+    // round trip to the connection's thread, and for PostgreSQL a ping), and gives it back
+    // when a batch fails or the pool is closing.
+    let mut held: Held = None;
+    loop {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, MAX_BATCH) => received,
+            () = pool.close_event(), if held.is_some() => {
+                held = None;
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         batch.sort_by(|a, b| lock_order(&a.work).cmp(&lock_order(&b.work)));
         let work: Vec<&Work> = batch.iter().map(|job| &job.work).collect();
-        match commit_batch(&pool, address.is_sqlite(), &work).await {
+        match commit_batch(&pool, &mut held, address.is_sqlite(), &work).await {
             Ok(outcomes) => {
                 batches.fetch_add(1, Ordering::Relaxed);
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
@@ -124,13 +143,19 @@ fn answer(address: &StoreAddress, work: &Work, outcome: Outcome) -> Result<Commi
 /// decision is made afresh.
 async fn commit_batch(
     pool: &AnyPool,
+    held: &mut Held,
     sqlite: bool,
     work: &[&Work],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut isolation = Isolation::Shared;
     let mut attempt = 1;
     loop {
-        match attempt_batch(pool, sqlite, work, isolation).await {
+        let attempted = attempt_batch(pool, held, sqlite, work, isolation).await;
+        if attempted.is_err() {
+            // Rolled back; a connection that failed is not trusted with the next attempt.
+            *held = None;
+        }
+        match attempted {
             Err(e) if isolation == Isolation::Shared && concerns_statement(&e) => {
                 tracing::debug!(error = %explain(&e), "batch run again with savepoints");
                 isolation = Isolation::Savepoint;
@@ -146,20 +171,61 @@ async fn commit_batch(
 
 async fn attempt_batch(
     pool: &AnyPool,
+    held: &mut Held,
     sqlite: bool,
     work: &[&Work],
     isolation: Isolation,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    let mut tx = begin_write(pool, sqlite).await?;
+    let conn = match held {
+        Some(conn) => conn,
+        None => held.insert(pool.acquire().await?),
+    };
+    let mut tx = begin(conn, sqlite).await?;
+    let bulk = match isolation {
+        Isolation::Shared => bulk::decide_all(&mut tx, work).await?,
+        Isolation::Savepoint => Bulk::NotEligible,
+    };
+    let outcomes = match bulk {
+        Bulk::Recorded => vec![Outcome::Recorded; work.len()],
+        Bulk::NotEligible => decide_each(&mut tx, work, isolation).await?,
+        Bulk::Deviated => {
+            // Someone's authority did not hold: decide again one by one, which explains it.
+            tx.rollback().await?;
+            tx = begin(conn, sqlite).await?;
+            decide_each(&mut tx, work, isolation).await?
+        }
+    };
+    append_audit(&mut tx, work, &outcomes).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Begins the batch's transaction; as `queries::begin_write`, on SQLite it takes the
+/// write lock at once.
+async fn begin(
+    conn: &mut AnyConnection,
+    sqlite: bool,
+) -> Result<Transaction<'_, Any>, sqlx::Error> {
+    if sqlite {
+        conn.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        conn.begin().await
+    }
+}
+
+/// Decides the requests of a batch one after the other.
+async fn decide_each(
+    tx: &mut Transaction<'_, Any>,
+    work: &[&Work],
+    isolation: Isolation,
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = Vec::with_capacity(work.len());
     for item in work {
         outcomes.push(match item {
-            Work::Issue(issuance) => decide_issuance(&mut tx, issuance, isolation).await?,
+            Work::Issue(issuance) => decide_issuance(tx, issuance, isolation).await?,
             Work::Audit(_) => Outcome::Recorded,
         });
     }
-    append_audit(&mut tx, work, &outcomes).await?;
-    tx.commit().await?;
     Ok(outcomes)
 }
 

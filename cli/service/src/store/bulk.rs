@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
-use super::queries::join_roots;
+use super::decide::{bind_certificate_row, bind_cluster_row};
 use super::records::{Authority, Issuance};
 use super::writer::Work;
 
@@ -147,13 +147,7 @@ async fn insert_clusters(
     );
     let mut insert = sqlx::query(AssertSqlSafe(sql));
     for issuance in issuances {
-        insert = insert
-            .bind(&issuance.cluster)
-            .bind(&issuance.key_fingerprint)
-            .bind(&issuance.serial)
-            .bind(issuance.not_after.unix_timestamp())
-            .bind(issuance.at.unix_timestamp())
-            .bind(join_roots(&issuance.roots));
+        insert = bind_cluster_row(insert, issuance);
     }
     let inserted = insert.fetch_all(&mut **tx).await?;
     Ok(inserted.len() == issuances.len())
@@ -175,15 +169,7 @@ async fn insert_certificates(
     );
     let mut insert = sqlx::query(AssertSqlSafe(sql));
     for issuance in issuances {
-        insert = insert
-            .bind(&issuance.serial)
-            .bind(&issuance.cluster)
-            .bind(&issuance.key_fingerprint)
-            .bind(issuance.not_after.unix_timestamp())
-            .bind(issuance.at.unix_timestamp())
-            .bind(&issuance.certificate_pem)
-            .bind(&issuance.chain_pem)
-            .bind(issuance.kind());
+        insert = bind_certificate_row(insert, issuance);
     }
     insert.execute(&mut **tx).await?;
     Ok(())

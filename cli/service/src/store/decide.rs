@@ -192,7 +192,7 @@ async fn enroll(
 
 /// Binds $1…$6 of a statement that writes a cluster's row: name, key fingerprint, serial,
 /// not-after, the time (enrolled and last seen), roots.
-fn bind_cluster_row<'q>(
+pub(super) fn bind_cluster_row<'q>(
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     issuance: &'q Issuance,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
@@ -203,6 +203,23 @@ fn bind_cluster_row<'q>(
         .bind(issuance.not_after.unix_timestamp())
         .bind(issuance.at.unix_timestamp())
         .bind(join_roots(&issuance.roots))
+}
+
+/// Binds the eight values of a certificate's row, in the order serial, cluster, key
+/// fingerprint, not-after, issued at, certificate, chain, kind.
+pub(super) fn bind_certificate_row<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    issuance: &'q Issuance,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    query
+        .bind(&issuance.serial)
+        .bind(&issuance.cluster)
+        .bind(&issuance.key_fingerprint)
+        .bind(issuance.not_after.unix_timestamp())
+        .bind(issuance.at.unix_timestamp())
+        .bind(&issuance.certificate_pem)
+        .bind(&issuance.chain_pem)
+        .bind(issuance.kind())
 }
 
 /// A renewal moves the cluster to the new certificate only from its current one.
@@ -248,19 +265,12 @@ async fn insert_certificate(
     conn: &mut AnyConnection,
     issuance: &Issuance,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO certificates (serial, cluster, key_fingerprint, not_after, issued_at, \
          revoked, certificate_pem, chain_pem, kind) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
-    )
-    .bind(&issuance.serial)
-    .bind(&issuance.cluster)
-    .bind(&issuance.key_fingerprint)
-    .bind(issuance.not_after.unix_timestamp())
-    .bind(issuance.at.unix_timestamp())
-    .bind(&issuance.certificate_pem)
-    .bind(&issuance.chain_pem)
-    .bind(issuance.kind())
-    .execute(&mut *conn)
-    .await?;
+    );
+    bind_certificate_row(insert, issuance)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

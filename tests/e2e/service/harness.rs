@@ -264,7 +264,17 @@ pub fn curl(setup: &Setup, args: &[&str]) -> (u16, String) {
         .unwrap();
     let all = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = all.rsplit_once('\n').unwrap_or(("", &all));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    match code.trim().parse() {
+        Ok(code) if code != 0 => (code, body.to_string()),
+        // No HTTP answer at all: say what curl saw, so that a failure explains itself.
+        _ => (
+            0,
+            format!(
+                "curl got no answer: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ),
+    }
 }
 
 pub fn path_str(p: &Path) -> String {

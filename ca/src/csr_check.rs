@@ -9,7 +9,6 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::error::X509Error;
 use x509_parser::extensions::{GeneralName, ParsedExtension, X509Extension};
-use x509_parser::prelude::FromDer;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::error::{Error, Result};
@@ -46,18 +45,8 @@ impl Csr {
     /// not verify with the public key it carries was altered, or was not made by the holder
     /// of that key, and is refused.
     pub fn inspect(&self) -> Result<CsrInfo> {
-        let csr = match X509CertificationRequest::from_der(self.der()) {
-            Ok(([], csr)) => csr,
-            Ok((rest, _)) => {
-                return Err(malformed(format!(
-                    "{} bytes follow the request",
-                    rest.len()
-                )));
-            }
-            Err(e) => return Err(malformed(e.to_string())),
-        };
-        csr.verify_signature()
-            .map_err(|e| signature_error(&csr, e))?;
+        let csr = self.parsed()?;
+        self.verify_once(&csr)?;
         let info = &csr.certification_request_info;
         let mut out = CsrInfo {
             key: KeyAlgorithm::from_spki(&info.subject_pki),
@@ -88,14 +77,7 @@ impl Csr {
     }
 }
 
-fn malformed(reason: String) -> Error {
-    Error::InvalidParameter {
-        field: "certificate signing request",
-        reason: format!("the CSR is malformed ({reason}); send a DER or PEM PKCS#10 request"),
-    }
-}
-
-fn signature_error(csr: &X509CertificationRequest<'_>, e: X509Error) -> Error {
+pub(crate) fn signature_error(csr: &X509CertificationRequest<'_>, e: X509Error) -> Error {
     let reason = match e {
         X509Error::SignatureUnsupportedAlgorithm => format!(
             "the CSR is signed with {}, which meshtrust cannot verify; sign it with ECDSA (SHA-256/384) or RSA PKCS#1 v1.5",

@@ -1,10 +1,10 @@
 //! Per-cluster intermediate CAs: the request a cluster makes and how a root signs it.
 
+use std::sync::OnceLock;
+
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, IsCa, Issuer, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, SanType,
 };
-use rustls_pki_types::CertificateSigningRequestDer;
 use time::{Duration, OffsetDateTime};
 
 use crate::bundle::BundleFormat;
@@ -95,9 +95,7 @@ impl IntermediateParams {
         let csr = params
             .serialize_request(key)
             .map_err(crypto("building the certificate signing request"))?;
-        Ok(Csr {
-            der: csr.der().to_vec(),
-        })
+        Ok(Csr::from_der(csr.der().to_vec()))
     }
 
     fn distinguished_name(&self) -> DistinguishedName {
@@ -110,15 +108,29 @@ impl IntermediateParams {
 }
 
 /// A DER-encoded PKCS#10 certificate signing request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Csr {
     der: Vec<u8>,
+    /// Set once the self-signature verified ([`Csr::inspect`] or signing), so that a
+    /// request inspected and then signed is verified once.
+    pub(crate) signature_verified: OnceLock<()>,
 }
+
+impl PartialEq for Csr {
+    fn eq(&self, other: &Csr) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for Csr {}
 
 impl Csr {
     /// Wraps DER received from elsewhere (checked when signed).
     pub fn from_der(der: Vec<u8>) -> Csr {
-        Csr { der }
+        Csr {
+            der,
+            signature_verified: OnceLock::new(),
+        }
     }
 
     /// The DER bytes.
@@ -131,32 +143,16 @@ impl Csr {
         crate::key::encode_pem("CERTIFICATE REQUEST", &self.der)
     }
 
-    /// The raw public key the request carries (the request's signature is checked when a
-    /// CA signs it, not here).
+    /// The raw public key the request carries (its signature is not checked here; see
+    /// [`Csr::inspect`]).
     pub fn public_key_raw(&self) -> Result<Vec<u8>> {
-        use x509_parser::prelude::FromDer;
-        x509_parser::certification_request::X509CertificationRequest::from_der(&self.der)
-            .map(|(_, csr)| {
-                csr.certification_request_info
-                    .subject_pki
-                    .subject_public_key
-                    .data
-                    .to_vec()
-            })
-            .map_err(|e| Error::InvalidParameter {
-                field: "certificate signing request",
-                reason: format!("the CSR is malformed: {e}"),
-            })
-    }
-
-    fn parse(&self) -> Result<CertificateSigningRequestParams> {
-        CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
-            self.der.as_slice(),
-        ))
-        .map_err(|e| Error::InvalidParameter {
-            field: "certificate signing request",
-            reason: format!("the CSR is malformed or its signature does not verify: {e}"),
-        })
+        let csr = self.parsed()?;
+        Ok(csr
+            .certification_request_info
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec())
     }
 }
 
@@ -240,7 +236,7 @@ impl RootCa {
                 reason: "an intermediate needs a positive validity (e.g. 2y)".to_string(),
             });
         }
-        let request = csr.parse()?;
+        let request = csr.for_signing()?;
         let mut params = request.params;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(profile.path_len));
         params.key_usages = ca_key_usages();

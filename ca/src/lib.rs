@@ -45,6 +45,7 @@ mod intermediate;
 mod key;
 mod possession;
 mod renewal;
+mod request;
 mod root;
 mod rotation;
 mod serial;

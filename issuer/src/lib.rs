@@ -139,4 +139,13 @@ pub trait Issuer: Send + Sync {
     fn issuance_is_final(&self) -> bool {
         false
     }
+
+    /// Whether a certificate this backend signs and its caller then discards leaves no
+    /// trace: signed in this process (the local root), not by a remote CA that records,
+    /// bills and reports every issuance. A signing service may then sign first and check
+    /// a request's authority once, atomically, when recording it; with a remote CA it
+    /// checks before asking for a signature.
+    fn signs_in_process(&self) -> bool {
+        false
+    }
 }

@@ -8,10 +8,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use meshtrust_ca::{Certificate, ClusterName};
+use meshtrust_ca::ClusterName;
 
 use meshtrust_issuer::server::api::{ClusterState, EnrollRequest, ErrorResponse, IssuedResponse};
-use meshtrust_issuer::server::wire;
 
 use crate::api::error::ApiError;
 use crate::api::sign::{self, CheckedCsr, Grant};
@@ -71,10 +70,14 @@ async fn enroll_cluster(
     })?;
     let request: EnrollRequest = json_body(service, body).await?;
     let csr = sign::check_csr(service, &cluster, &request.csr)?;
+    // The store decides every rule again, atomically, when it records the issuance. Checking
+    // first only spares the signer: worth two store reads before a remote CA's signature
+    // (recorded and billed there), not before a local one (discarded without a trace).
+    let check_first = !service.issuer.signs_in_process();
     let authority = if tokens::is_enrollment_token(&credential) {
         let hash = tokens::hash(&credential);
         *principal = format!("enrollment token sha256:{}", &hash[..16]);
-        if let Some(replayed) = replay(service, &cluster, &hash, &csr).await? {
+        if check_first && let Some(replayed) = replay(service, &cluster, &hash, &csr).await? {
             audit_retry(service, principal, &replayed).await;
             return Ok(replayed);
         }
@@ -98,7 +101,9 @@ async fn enroll_cluster(
             subject: account.subject,
         }
     };
-    refuse_hijack(service, &cluster, &csr).await?;
+    if check_first {
+        refuse_hijack(service, &cluster, &csr).await?;
+    }
     let grant = Grant {
         cluster,
         authority,
@@ -147,7 +152,7 @@ async fn replay(
         .filter(|c| same_key && c.state == ClusterState::Enrolled)
         .filter(|c| c.key_fingerprint == csr.key_fingerprint);
     match current {
-        Some(current) => reissued(service, cluster, &current.current_serial)
+        Some(current) => sign::reissued(service, cluster, &current.current_serial)
             .await
             .map(Some),
         None => Err(ApiError::from_refusal(
@@ -167,51 +172,9 @@ async fn audit_retry(service: &Service, principal: &str, replayed: &IssuedRespon
         cluster: Some(replayed.cluster.clone()),
         serial: Some(replayed.serial.clone()),
         result: AuditEvent::OK.to_string(),
-        reason: "a retry with the same token and key: the certificate issued then was returned again, nothing was signed".to_string(),
+        reason: AuditEvent::RETRY.to_string(),
     };
     service.record(event).await;
-}
-
-/// The answer first given for the certificate `serial`, from the store.
-async fn reissued(
-    service: &Service,
-    cluster: &ClusterName,
-    serial: &str,
-) -> Result<IssuedResponse, ApiError> {
-    let record = service
-        .store
-        .certificate(serial)
-        .await
-        .map_err(|e| ApiError::store(&e))?
-        .ok_or_else(|| ApiError::internal("the cluster's current certificate is not stored"))?;
-    let certificate =
-        Certificate::all_from_pem("stored certificate", record.certificate_pem.as_bytes())
-            .ok()
-            .and_then(|mut all| all.pop())
-            .ok_or_else(|| ApiError::internal("the stored certificate does not parse"))?;
-    let trust = service
-        .issuer
-        .trust_bundle()
-        .await
-        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
-    Ok(IssuedResponse {
-        cluster: cluster.to_string(),
-        serial: record.serial,
-        certificate: record.certificate_pem,
-        chain: record.chain_pem,
-        trust_bundle: trust.to_pem(),
-        root_fingerprints: wire::fingerprints(&trust),
-        not_after: wire::time(record.not_after),
-        renew_at: wire::time(sign::renew_at(
-            service,
-            certificate.not_before(),
-            record.not_after,
-        )),
-        notices: vec![
-            "this token was already used by this key: the certificate issued then is returned again"
-                .to_string(),
-        ],
-    })
 }
 
 /// Refuses a second enrollment of a cluster with another key unless it was revoked.

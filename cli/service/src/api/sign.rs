@@ -2,7 +2,7 @@
 //! enrollment and renewal: check the CSR against the policy, sign with the issuer, commit
 //! the issuance (conditionally, in one transaction) and only then answer.
 
-use meshtrust_ca::{ClusterName, Csr, sha256_hex};
+use meshtrust_ca::{Certificate, ClusterName, Csr, sha256_hex};
 
 use meshtrust_issuer::IssueRequest;
 use meshtrust_issuer::server::api::IssuedResponse;
@@ -133,6 +133,14 @@ async fn record(
             error.recorded = true;
             return Err(error);
         }
+        Ok(Committed::Retried { serial }) => {
+            service.audit.write(&AuditEvent {
+                serial: Some(serial.clone()),
+                reason: AuditEvent::RETRY.to_string(),
+                ..audit
+            });
+            return reissued(service, &grant.cluster, &serial).await;
+        }
         Err(e) => return Err(ApiError::store(&e)),
     }
     service.audit.write(&audit);
@@ -162,4 +170,47 @@ pub fn renew_at(
     not_after: OffsetDateTime,
 ) -> OffsetDateTime {
     service.renewal.renewal_time(not_before, not_after)
+}
+
+/// The answer first given for the certificate `serial`, from the store: a retry of the
+/// enrollment that issued it.
+pub async fn reissued(
+    service: &Service,
+    cluster: &ClusterName,
+    serial: &str,
+) -> Result<IssuedResponse, ApiError> {
+    let record = service
+        .store
+        .certificate(serial)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .ok_or_else(|| ApiError::internal("the cluster's current certificate is not stored"))?;
+    let certificate =
+        Certificate::all_from_pem("stored certificate", record.certificate_pem.as_bytes())
+            .ok()
+            .and_then(|mut all| all.pop())
+            .ok_or_else(|| ApiError::internal("the stored certificate does not parse"))?;
+    let trust = service
+        .issuer
+        .trust_bundle()
+        .await
+        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
+    Ok(IssuedResponse {
+        cluster: cluster.to_string(),
+        serial: record.serial,
+        certificate: record.certificate_pem,
+        chain: record.chain_pem,
+        trust_bundle: trust.to_pem(),
+        root_fingerprints: wire::fingerprints(&trust),
+        not_after: wire::time(record.not_after),
+        renew_at: wire::time(renew_at(
+            service,
+            certificate.not_before(),
+            record.not_after,
+        )),
+        notices: vec![
+            "this token was already used by this key: the certificate issued then is returned again"
+                .to_string(),
+        ],
+    })
 }

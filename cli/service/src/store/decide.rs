@@ -33,6 +33,13 @@ pub(super) enum Outcome {
     Recorded,
     /// Refused; only its audit line is written.
     Refused(Refusal),
+    /// A retry: the token was spent by this very key, which the cluster is enrolled with
+    /// (the first answer was lost). Nothing is written but the audit line; the caller is
+    /// answered with the certificate `serial` issued then.
+    Retried {
+        /// The cluster's current certificate, issued for this token and key.
+        serial: String,
+    },
     /// A statement of its own failed (a constraint, bad data); rolled back to its
     /// savepoint, the rest of the batch goes on. The phrase says what failed.
     Failed(String),
@@ -47,20 +54,17 @@ pub(super) async fn decide_issuance(
     isolation: Isolation,
 ) -> Result<Outcome, sqlx::Error> {
     if isolation == Isolation::Shared {
-        return Ok(match decide(tx, issuance).await? {
-            None => Outcome::Recorded,
-            Some(refusal) => Outcome::Refused(refusal),
-        });
+        return decide(tx, issuance).await;
     }
     let mut savepoint = tx.begin().await?;
     match decide(&mut savepoint, issuance).await {
-        Ok(None) => {
+        Ok(Outcome::Recorded) => {
             savepoint.commit().await?;
             Ok(Outcome::Recorded)
         }
-        Ok(Some(refusal)) => {
+        Ok(other) => {
             savepoint.rollback().await?;
-            Ok(Outcome::Refused(refusal))
+            Ok(other)
         }
         Err(e) if concerns_statement(&e) => {
             savepoint.rollback().await?;
@@ -70,15 +74,12 @@ pub(super) async fn decide_issuance(
     }
 }
 
-/// The rules in order; `Some` is the first that refused. The certificate row is written
-/// only when every rule held.
-async fn decide(
-    conn: &mut AnyConnection,
-    issuance: &Issuance,
-) -> Result<Option<Refusal>, sqlx::Error> {
+/// The rules in order: [`Outcome::Recorded`] when every rule held (the certificate row is
+/// then written), else the first that did not.
+async fn decide(conn: &mut AnyConnection, issuance: &Issuance) -> Result<Outcome, sqlx::Error> {
     let refusal = match &issuance.authority {
         Authority::Token { hash } => match consume_token(conn, hash, issuance).await? {
-            Some(refusal) => Some(refusal),
+            Some(outcome) => return Ok(outcome),
             None => {
                 let refusal = enroll(conn, issuance).await?;
                 if refusal.is_some() {
@@ -90,17 +91,22 @@ async fn decide(
         Authority::ServiceAccount { .. } => enroll(conn, issuance).await?,
         Authority::Renewal { previous_serial } => renew(conn, previous_serial, issuance).await?,
     };
-    if refusal.is_none() {
-        insert_certificate(conn, issuance).await?;
+    match refusal {
+        Some(refusal) => Ok(Outcome::Refused(refusal)),
+        None => {
+            insert_certificate(conn, issuance).await?;
+            Ok(Outcome::Recorded)
+        }
     }
-    Ok(refusal)
 }
 
+/// Consumes the token (`None`), or says why not: refused, or a retry of the enrollment
+/// that spent it.
 async fn consume_token(
     conn: &mut AnyConnection,
     hash: &str,
     issuance: &Issuance,
-) -> Result<Option<Refusal>, sqlx::Error> {
+) -> Result<Option<Outcome>, sqlx::Error> {
     let at = issuance.at.unix_timestamp();
     let consumed = sqlx::query(
         "UPDATE tokens SET used_at = $1, used_by_key = $2 \
@@ -117,25 +123,48 @@ async fn consume_token(
         return Ok(None);
     }
     // Refused: say why. The update above already settled it; this only explains.
-    let row = sqlx::query("SELECT cluster, expires_at, used_at FROM tokens WHERE hash = $1")
-        .bind(hash)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT cluster, expires_at, used_at, used_by_key FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else {
-        return Ok(Some(Refusal::TokenUnknown));
+        return Ok(Some(Outcome::Refused(Refusal::TokenUnknown)));
     };
     let bound_to: String = row.try_get("cluster")?;
     let used_at: Option<i64> = row.try_get("used_at")?;
+    let used_by_key: Option<String> = row.try_get("used_by_key")?;
     let expires_at: i64 = row.try_get("expires_at")?;
-    Ok(Some(if bound_to != issuance.cluster {
+    let refusal = if bound_to != issuance.cluster {
         Refusal::TokenForOtherCluster { bound_to }
     } else if used_at.is_some() {
+        if used_by_key.as_deref() == Some(issuance.key_fingerprint.as_str())
+            && let Some(serial) = enrolled_serial(conn, issuance).await?
+        {
+            return Ok(Some(Outcome::Retried { serial }));
+        }
         Refusal::TokenUsed
     } else if expires_at <= at {
         Refusal::TokenExpired
     } else {
         Refusal::TokenUsed
-    }))
+    };
+    Ok(Some(Outcome::Refused(refusal)))
+}
+
+/// The current serial of the issuance's cluster if it is enrolled with the issuance's key.
+async fn enrolled_serial(
+    conn: &mut AnyConnection,
+    issuance: &Issuance,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT current_serial FROM clusters \
+         WHERE name = $1 AND state = 'enrolled' AND key_fingerprint = $2",
+    )
+    .bind(&issuance.cluster)
+    .bind(&issuance.key_fingerprint)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// Undoes [`consume_token`] within the transaction: the token was unused before it.

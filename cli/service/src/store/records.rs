@@ -103,6 +103,9 @@ impl AuditEvent {
     pub const REFUSED: &'static str = "refused";
     /// The request failed (store or signer trouble).
     pub const ERROR: &'static str = "error";
+    /// The reason of an `ok` line for a retried enrollment.
+    pub const RETRY: &'static str =
+        "a retry with the same token and key: the certificate issued then was returned again";
 
     /// Whether `result` is one of the three the audit log accepts.
     pub(super) fn has_known_result(&self) -> bool {
@@ -177,6 +180,13 @@ pub enum Committed {
     Recorded,
     /// The authority did not hold; nothing but the audit line was written.
     Refused(Refusal),
+    /// A retry of the enrollment that spent this token, with the same key (its answer
+    /// was lost): nothing but the audit line was written; answer with the certificate
+    /// `serial` issued then, and discard the one just signed.
+    Retried {
+        /// The cluster's current certificate.
+        serial: String,
+    },
 }
 
 /// Why a commit was refused. [`Refusal::reason`] names it for metrics and events; its

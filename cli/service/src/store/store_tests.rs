@@ -15,7 +15,41 @@ on_both_backends!(
     another_key_is_refused_until_the_cluster_is_revoked,
     renewal_moves_only_from_the_current_certificate,
     the_audit_log_reads_newest_first,
+    a_retry_with_the_same_key_is_answered_with_the_first_certificate,
 );
+
+/// The first answer was lost and the client sends the same token with the same key: the
+/// store names the certificate issued then, writes nothing but an `ok` audit line for it,
+/// and refuses the retry once the cluster was revoked.
+async fn a_retry_with_the_same_key_is_answered_with_the_first_certificate(f: Fixture) {
+    let store = &f.store;
+    store.create_token(&new_token("t1", "east")).await.unwrap();
+    let first = issuance("east", token("t1"), "key-a", "01");
+    assert_eq!(store.commit(first).await.unwrap(), Committed::Recorded);
+
+    let retry = issuance("east", token("t1"), "key-a", "02");
+    assert_eq!(
+        store.commit(retry).await.unwrap(),
+        Committed::Retried {
+            serial: "01".into()
+        }
+    );
+    assert_eq!(store.certificate("02").await.unwrap(), None);
+    assert_eq!(f.count("certificates").await, 1);
+    let east = store.cluster("east").await.unwrap().unwrap();
+    assert_eq!(east.current_serial, "01");
+    let line = &store.audit(1).await.unwrap()[0];
+    assert_eq!(line.result, AuditEvent::OK);
+    assert_eq!(line.serial.as_deref(), Some("01"));
+    assert_eq!(line.reason, AuditEvent::RETRY);
+
+    store.revoke("east", T0, "admin").await.unwrap();
+    let after_revoke = issuance("east", token("t1"), "key-a", "03");
+    assert_eq!(
+        store.commit(after_revoke).await.unwrap(),
+        Committed::Refused(Refusal::TokenUsed)
+    );
+}
 
 async fn a_token_enrolls_once(f: Fixture) {
     let store = &f.store;
@@ -23,9 +57,9 @@ async fn a_token_enrolls_once(f: Fixture) {
 
     let first = issuance("east", token("t1"), "key-a", "01");
     assert_eq!(store.commit(first).await.unwrap(), Committed::Recorded);
-    let again = issuance("east", token("t1"), "key-a", "02");
+    let other_key = issuance("east", token("t1"), "key-b", "02");
     assert_eq!(
-        store.commit(again).await.unwrap(),
+        store.commit(other_key).await.unwrap(),
         Committed::Refused(Refusal::TokenUsed)
     );
 
@@ -98,6 +132,7 @@ async fn fifty_racing_requests_on_one_token_have_one_winner(f: Fixture) {
         match racer.await.unwrap().unwrap() {
             Committed::Recorded => recorded += 1,
             Committed::Refused(refusal) => assert_eq!(refusal, Refusal::TokenUsed),
+            Committed::Retried { serial } => panic!("every racer has its own key: {serial}"),
         }
     }
     assert_eq!(recorded, 1);

@@ -127,6 +127,7 @@ fn answer(address: &StoreAddress, work: &Work, outcome: Outcome) -> Result<Commi
     match outcome {
         Outcome::Recorded => Ok(Committed::Recorded),
         Outcome::Refused(refusal) => Ok(Committed::Refused(refusal)),
+        Outcome::Retried { serial } => Ok(Committed::Retried { serial }),
         Outcome::Failed(reason) => Err(address.error(match work {
             Work::Issue(issuance) => format!(
                 "cannot record certificate {} of cluster {} ({reason})",
@@ -248,13 +249,17 @@ async fn append_audit(
     let mut insert = sqlx::query(AssertSqlSafe(sql));
     for ((item, outcome), id) in work.iter().zip(outcomes).zip(last - count + 1..) {
         let (event, result, reason) = audit_line(item, outcome);
+        let serial = match outcome {
+            Outcome::Retried { serial } => Some(serial),
+            _ => event.serial.as_ref(),
+        };
         insert = insert
             .bind(id)
             .bind(event.at.unix_timestamp())
             .bind(&event.principal)
             .bind(&event.action)
             .bind(&event.cluster)
-            .bind(&event.serial)
+            .bind(serial)
             .bind(result)
             .bind(reason);
     }
@@ -284,6 +289,7 @@ fn audit_insert(rows: usize) -> String {
 }
 
 /// The audit line of a request: the event as given, with the result the store decided.
+/// (A retry's line names the certificate answered, [`Outcome::Retried`]'s serial.)
 fn audit_line<'a>(work: &'a Work, outcome: &'a Outcome) -> (&'a AuditEvent, &'a str, String) {
     match (work, outcome) {
         (Work::Audit(event), _) => (event, &event.result, event.reason.clone()),
@@ -295,6 +301,11 @@ fn audit_line<'a>(work: &'a Work, outcome: &'a Outcome) -> (&'a AuditEvent, &'a 
         (Work::Issue(issuance), Outcome::Refused(refusal)) => {
             (&issuance.audit, AuditEvent::REFUSED, refusal.to_string())
         }
+        (Work::Issue(issuance), Outcome::Retried { .. }) => (
+            &issuance.audit,
+            AuditEvent::OK,
+            AuditEvent::RETRY.to_string(),
+        ),
         (Work::Issue(issuance), Outcome::Failed(reason)) => {
             (&issuance.audit, AuditEvent::ERROR, reason.clone())
         }

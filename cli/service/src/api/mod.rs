@@ -20,6 +20,7 @@ use crate::state::Service;
 use crate::store::AuditEvent;
 
 mod admin;
+mod body;
 mod enroll;
 pub mod error;
 mod openapi;
@@ -57,26 +58,28 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// Bounds every request by the request timeout and counts it by route and status.
+/// Bounds every request by the request timeout, reads its body before any handler sees
+/// it ([`body::read_whole`]) and counts it by route and status.
 async fn observe(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let response =
-        match tokio::time::timeout(service.limits.request_timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                format!(
-                    "the request took longer than {} s and was abandoned; retry",
-                    service.limits.request_timeout.as_secs()
-                ),
-            )
-            .into_response(),
-        };
+    let limit = service.limits.max_body_bytes;
+    let handled = async move { next.run(body::read_whole(request, limit).await).await };
+    let response = match tokio::time::timeout(service.limits.request_timeout, handled).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s and was abandoned; retry",
+                service.limits.request_timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    };
     service.metrics.request(&route, response.status().as_u16());
     response
 }
@@ -87,12 +90,19 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
     body: Body,
 ) -> Result<T, ApiError> {
     let limit = service.limits.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
-        )
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if body::is_too_large(e) {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request(
+                "body_unreadable",
+                "the request body could not be read to its end; send it again",
+            )
+        }
     })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(

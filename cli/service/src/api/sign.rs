@@ -101,37 +101,36 @@ async fn record(
     signed: meshtrust_issuer::IssueResponse,
     now: OffsetDateTime,
 ) -> Result<IssuedResponse, ApiError> {
-    let chain_pem: String = signed.chain.iter().map(|c| c.to_pem()).collect();
-    let serial = wire::serial(&signed.certificate);
-    let not_after = signed.certificate.not_after();
-    let roots = wire::fingerprints(&signed.trust_bundle);
-    let audit = AuditEvent {
-        at: now,
-        principal: grant.principal.clone(),
-        action: grant.kind.to_string(),
-        cluster: Some(grant.cluster.to_string()),
-        serial: Some(serial.clone()),
-        result: "ok".to_string(),
-        reason: String::new(),
-    };
-    let issuance = Issuance {
-        cluster: grant.cluster.to_string(),
-        authority: grant.authority,
-        key_fingerprint,
-        serial: serial.clone(),
-        not_after,
-        certificate_pem: signed.certificate.to_pem(),
-        chain_pem: chain_pem.clone(),
-        roots: roots.clone(),
-        at: now,
-        audit: audit.clone(),
+    let cluster = grant.cluster.clone();
+    let kind = grant.kind;
+    let issuance = issuance(grant, key_fingerprint, &signed, now);
+    let audit = issuance.audit.clone();
+    let answer = IssuedResponse {
+        cluster: cluster.to_string(),
+        serial: issuance.serial.clone(),
+        certificate: issuance.certificate_pem.clone(),
+        chain: issuance.chain_pem.clone(),
+        trust_bundle: signed.trust_bundle.to_pem(),
+        root_fingerprints: issuance.roots.clone(),
+        not_after: wire::time(issuance.not_after),
+        renew_at: wire::time(renew_at(
+            service,
+            signed.certificate.not_before(),
+            issuance.not_after,
+        )),
+        notices: signed.notices,
     };
     match service.store.commit(issuance).await {
-        Ok(Committed::Recorded) => {}
+        Ok(Committed::Recorded) => {
+            service.audit.write(&audit);
+            let not_after = signed.certificate.not_after();
+            service.metrics.issued(kind, cluster.as_str(), not_after);
+            Ok(answer)
+        }
         Ok(Committed::Refused(refusal)) => {
-            let mut error = ApiError::from_refusal(&refusal, grant.cluster.as_str());
+            let mut error = ApiError::from_refusal(&refusal, cluster.as_str());
             error.recorded = true;
-            return Err(error);
+            Err(error)
         }
         Ok(Committed::Retried { serial }) => {
             service.audit.write(&AuditEvent {
@@ -139,28 +138,41 @@ async fn record(
                 reason: AuditEvent::RETRY.to_string(),
                 ..audit
             });
-            return reissued(service, &grant.cluster, &serial).await;
+            reissued(service, &cluster, &serial).await
         }
-        Err(e) => return Err(ApiError::store(&e)),
+        Err(e) => Err(ApiError::store(&e)),
     }
-    service.audit.write(&audit);
-    let cluster = grant.cluster.as_str();
-    service.metrics.issued(grant.kind, cluster, not_after);
-    Ok(IssuedResponse {
+}
+
+/// What the store records of a signed intermediate, with its audit line.
+fn issuance(
+    grant: Grant,
+    key_fingerprint: String,
+    signed: &meshtrust_issuer::IssueResponse,
+    now: OffsetDateTime,
+) -> Issuance {
+    let serial = wire::serial(&signed.certificate);
+    let audit = AuditEvent {
+        at: now,
+        principal: grant.principal,
+        action: grant.kind.to_string(),
+        cluster: Some(grant.cluster.to_string()),
+        serial: Some(serial.clone()),
+        result: AuditEvent::OK.to_string(),
+        reason: String::new(),
+    };
+    Issuance {
         cluster: grant.cluster.to_string(),
+        authority: grant.authority,
+        key_fingerprint,
         serial,
-        certificate: signed.certificate.to_pem(),
-        chain: chain_pem,
-        trust_bundle: signed.trust_bundle.to_pem(),
-        root_fingerprints: roots,
-        not_after: wire::time(not_after),
-        renew_at: wire::time(renew_at(
-            service,
-            signed.certificate.not_before(),
-            not_after,
-        )),
-        notices: signed.notices,
-    })
+        not_after: signed.certificate.not_after(),
+        certificate_pem: signed.certificate.to_pem(),
+        chain_pem: signed.chain.iter().map(|c| c.to_pem()).collect(),
+        roots: wire::fingerprints(&signed.trust_bundle),
+        at: now,
+        audit,
+    }
 }
 
 /// When a certificate valid from `not_before` to `not_after` is due for renewal.

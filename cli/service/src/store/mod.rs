@@ -34,6 +34,7 @@
 //! ```
 
 mod address;
+mod audit_rows;
 mod bulk;
 mod connect;
 mod decide;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::address::StoreAddress;
+use super::audit_rows;
 use super::bulk::{self, Bulk};
 use super::decide::{Isolation, Outcome, decide_issuance};
 use super::failure::{concerns_statement, explain, is_transient, reach_hint};
@@ -183,10 +184,14 @@ async fn attempt_batch(
     };
     let mut tx = begin(conn, sqlite).await?;
     let bulk = match isolation {
-        Isolation::Shared => bulk::decide_all(&mut tx, work).await?,
+        Isolation::Shared => bulk::decide_all(&mut tx, work, sqlite).await?,
         Isolation::Savepoint => Bulk::NotEligible,
     };
     let outcomes = match bulk {
+        Bulk::RecordedWithAudit => {
+            tx.commit().await?;
+            return Ok(vec![Outcome::Recorded; work.len()]);
+        }
         Bulk::Recorded => vec![Outcome::Recorded; work.len()],
         Bulk::NotEligible => decide_each(&mut tx, work, isolation).await?,
         Bulk::Deviated => {
@@ -196,7 +201,7 @@ async fn attempt_batch(
             decide_each(&mut tx, work, isolation).await?
         }
     };
-    append_audit(&mut tx, work, &outcomes).await?;
+    audit_rows::append(&mut tx, work, &outcomes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -228,88 +233,6 @@ async fn decide_each(
         });
     }
     Ok(outcomes)
-}
-
-/// Appends one audit line per request, numbered from the `audit` counter, in one
-/// statement. Reserved last, so that the counter row is held only while the transaction
-/// commits; the ids are then gap-free and in commit order even with several writers.
-async fn append_audit(
-    tx: &mut Transaction<'_, Any>,
-    work: &[&Work],
-    outcomes: &[Outcome],
-) -> Result<(), sqlx::Error> {
-    let count = i64::try_from(work.len()).unwrap_or(i64::MAX);
-    let last: i64 = sqlx::query_scalar(
-        "UPDATE counters SET value = value + $1 WHERE name = 'audit' RETURNING value",
-    )
-    .bind(count)
-    .fetch_one(&mut **tx)
-    .await?;
-    let sql = audit_insert(work.len());
-    let mut insert = sqlx::query(AssertSqlSafe(sql));
-    for ((item, outcome), id) in work.iter().zip(outcomes).zip(last - count + 1..) {
-        let (event, result, reason) = audit_line(item, outcome);
-        let serial = match outcome {
-            Outcome::Retried { serial } => Some(serial),
-            _ => event.serial.as_ref(),
-        };
-        insert = insert
-            .bind(id)
-            .bind(event.at.unix_timestamp())
-            .bind(&event.principal)
-            .bind(&event.action)
-            .bind(&event.cluster)
-            .bind(serial)
-            .bind(result)
-            .bind(reason);
-    }
-    insert.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// `INSERT INTO audit … VALUES ($1, …, $8), ($9, …)` for `rows` rows. (sqlx's
-/// `QueryBuilder` writes `?` placeholders for `Any`, which PostgreSQL does not take.)
-fn audit_insert(rows: usize) -> String {
-    const COLUMNS: usize = 8;
-    let mut sql = String::from(
-        "INSERT INTO audit (id, at, principal, action, cluster, serial, result, reason) VALUES ",
-    );
-    for row in 0..rows {
-        let placeholders: Vec<String> = (1..=COLUMNS)
-            .map(|column| format!("${}", row * COLUMNS + column))
-            .collect();
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        sql.push_str(&placeholders.join(", "));
-        sql.push(')');
-    }
-    sql
-}
-
-/// The audit line of a request: the event as given, with the result the store decided.
-/// (A retry's line names the certificate answered, [`Outcome::Retried`]'s serial.)
-fn audit_line<'a>(work: &'a Work, outcome: &'a Outcome) -> (&'a AuditEvent, &'a str, String) {
-    match (work, outcome) {
-        (Work::Audit(event), _) => (event, &event.result, event.reason.clone()),
-        (Work::Issue(issuance), Outcome::Recorded) => (
-            &issuance.audit,
-            AuditEvent::OK,
-            issuance.audit.reason.clone(),
-        ),
-        (Work::Issue(issuance), Outcome::Refused(refusal)) => {
-            (&issuance.audit, AuditEvent::REFUSED, refusal.to_string())
-        }
-        (Work::Issue(issuance), Outcome::Retried { .. }) => (
-            &issuance.audit,
-            AuditEvent::OK,
-            AuditEvent::RETRY.to_string(),
-        ),
-        (Work::Issue(issuance), Outcome::Failed(reason)) => {
-            (&issuance.audit, AuditEvent::ERROR, reason.clone())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,9 @@ impl Fixture {
         }
     }
 
-    /// A store in a new PostgreSQL database, or `None` (with a note) without a server.
-    pub(crate) async fn postgres(case: &str) -> Option<Fixture> {
+    /// A store in a new PostgreSQL database, or `None` (with a note) without a server; with
+    /// what drops that database once the case has run.
+    pub(crate) async fn postgres(case: &str) -> Option<(Fixture, DropDatabase)> {
         let Ok(admin) = std::env::var(POSTGRES_URL_VAR) else {
             eprintln!("{case}: skipped on PostgreSQL; set {POSTGRES_URL_VAR} to run it");
             return None;
@@ -73,12 +74,13 @@ impl Fixture {
         url.set_path(&format!("/{name}"));
         let url = url.to_string();
         let store = Store::open(&url).await.expect("open the PostgreSQL store");
-        Some(Fixture {
+        let fixture = Fixture {
             store,
             url,
             backend: "postgres",
             _dir: None,
-        })
+        };
+        Some((fixture, DropDatabase { admin, name }))
     }
 
     /// Another `Store` on the same database: a second replica, or the service restarted.
@@ -169,6 +171,28 @@ pub(crate) fn new_token(hash: &str, cluster: &str) -> NewToken {
     }
 }
 
+/// A test database to drop once its case has run (a case that fails leaves its database
+/// for a look, on a server the test command throws away).
+pub(crate) struct DropDatabase {
+    admin: String,
+    name: String,
+}
+
+impl DropDatabase {
+    /// Drops the database, ending the connections its stores still hold.
+    pub(crate) async fn run(self) {
+        let mut conn = AnyConnection::connect(&self.admin)
+            .await
+            .expect("connect to the PostgreSQL server of MESHTRUST_TEST_POSTGRES_URL");
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("drop the test database");
+        let _ = conn.close().await;
+    }
+}
+
 /// Runs each named `async fn(Fixture)` of the calling module on SQLite, and on PostgreSQL
 /// when [`POSTGRES_URL_VAR`] is set.
 macro_rules! on_both_backends {
@@ -181,8 +205,11 @@ macro_rules! on_both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(fixture) = super::Fixture::postgres(stringify!($case)).await {
+                if let Some((fixture, database)) =
+                    super::Fixture::postgres(stringify!($case)).await
+                {
                     super::$case(fixture).await;
+                    database.run().await;
                 }
             }
         }

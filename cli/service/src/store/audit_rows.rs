@@ -4,20 +4,16 @@
 //! writers. Written in two statements ([`append`]), or, on SQLite, as the tail of the
 //! fast path's one script ([`script`], [`bind_script`]).
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::decide::Outcome;
+use super::queries::Bound;
 use super::records::AuditEvent;
 use super::writer::Work;
 
 /// Bound parameters per audit row, besides its id: at, principal, action, cluster,
 /// serial, result, reason.
 const COLUMNS: usize = 7;
-
-/// A statement with its parameters bound, ready to run.
-type Bound<'q> = Query<'q, Any, AnyArguments>;
 
 /// Reserves ids for `work` from the counter and inserts one row per request, `outcomes`
 /// giving each its result.

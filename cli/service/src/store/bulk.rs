@@ -22,17 +22,13 @@
 
 use std::collections::HashSet;
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::audit_rows;
 use super::decide::{Outcome, bind_certificate_row, bind_cluster_row};
+use super::queries::Bound;
 use super::records::{Authority, Issuance};
 use super::writer::Work;
-
-/// A statement with its parameters bound, ready to run.
-type Bound<'q> = Query<'q, Any, AnyArguments>;
 
 /// How the fast path ended.
 pub(super) enum Bulk {

@@ -14,6 +14,7 @@
 use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
 
 use super::failure::{concerns_statement, explain};
+use super::queries::Bound;
 use super::queries::join_roots;
 use super::records::{Authority, Issuance, Refusal};
 
@@ -221,10 +222,7 @@ async fn enroll(
 
 /// Binds $1…$6 of a statement that writes a cluster's row: name, key fingerprint, serial,
 /// not-after, the time (enrolled and last seen), roots.
-pub(super) fn bind_cluster_row<'q>(
-    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    issuance: &'q Issuance,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+pub(super) fn bind_cluster_row<'q>(query: Bound<'q>, issuance: &'q Issuance) -> Bound<'q> {
     query
         .bind(&issuance.cluster)
         .bind(&issuance.key_fingerprint)
@@ -236,10 +234,7 @@ pub(super) fn bind_cluster_row<'q>(
 
 /// Binds the eight values of a certificate's row, in the order serial, cluster, key
 /// fingerprint, not-after, issued at, certificate, chain, kind.
-pub(super) fn bind_certificate_row<'q>(
-    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    issuance: &'q Issuance,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+pub(super) fn bind_certificate_row<'q>(query: Bound<'q>, issuance: &'q Issuance) -> Bound<'q> {
     query
         .bind(&issuance.serial)
         .bind(&issuance.cluster)

@@ -10,6 +10,15 @@ use super::records::{
     AuditEvent, CertificateRecord, ClusterRecord, ClusterState, NewToken, TokenRecord,
 };
 
+/// A statement with its parameters bound, ready to run.
+pub(super) type Bound<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// The statement that begins a transaction that writes: on SQLite `BEGIN IMMEDIATE`, see
+/// [`begin_write`].
+pub(super) fn begin_statement(sqlite: bool) -> &'static str {
+    if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" }
+}
+
 /// Begins a transaction that writes. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`, waiting out the busy timeout), so that it can never fail later on
 /// a snapshot another writer moved; PostgreSQL's `BEGIN` needs no such thing.
@@ -17,11 +26,7 @@ pub(super) async fn begin_write(
     pool: &AnyPool,
     sqlite: bool,
 ) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    if sqlite {
-        pool.begin_with("BEGIN IMMEDIATE").await
-    } else {
-        pool.begin().await
-    }
+    pool.begin_with(begin_statement(sqlite)).await
 }
 
 pub(super) async fn create_token(pool: &AnyPool, token: &NewToken) -> Result<(), sqlx::Error> {

@@ -212,11 +212,8 @@ async fn begin(
     conn: &mut AnyConnection,
     sqlite: bool,
 ) -> Result<Transaction<'_, Any>, sqlx::Error> {
-    if sqlite {
-        conn.begin_with("BEGIN IMMEDIATE").await
-    } else {
-        conn.begin().await
-    }
+    conn.begin_with(super::queries::begin_statement(sqlite))
+        .await
 }
 
 /// Decides the requests of a batch one after the other.

@@ -4,6 +4,7 @@
 mod advice;
 mod args;
 mod cmd;
+mod logging;
 mod output;
 mod write;
 

@@ -238,6 +238,78 @@ fn a_fault_in_one_cluster_leaves_the_others_done_and_a_rerun_converges() {
 }
 
 #[test]
+fn one_transient_fault_per_cluster_is_retried_and_every_cluster_is_done() {
+    let mesh = Mesh::new(&["c1", "c2", "c3"]);
+    // c1: its first request of all gets a 500. c2: its cacerts create is carried out but
+    // the answer is lost (a 500 instead), so the retry meets its own Secret (409). c3: its
+    // namespace create gets a 503, then a 429 with Retry-After on the Secret create.
+    mesh.cluster("c1").fail(FaultRule::new(Fault::Status(500)));
+    mesh.cluster("c2").fail(
+        FaultRule::new(Fault::AfterApplying(500))
+            .method(Method::POST)
+            .path_contains("/secrets"),
+    );
+    let c3 = mesh.cluster("c3");
+    c3.fail(
+        FaultRule::new(Fault::Status(503))
+            .method(Method::POST)
+            .path_contains("/namespaces"),
+    );
+    c3.fail(
+        FaultRule::new(Fault::Status(429))
+            .method(Method::POST)
+            .path_contains("/secrets"),
+    );
+    let (out, rows) = mesh.bootstrap("c1,c2,c3", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut anchors = Vec::new();
+    for c in ["c1", "c2", "c3"] {
+        assert_eq!(row(&rows, c)["result"], "ok", "{rows:?}");
+        let v = verify_cluster(&mesh.cluster(c), &mesh.work.path().join(c));
+        anchors.push(v["anchor_fingerprint"].clone());
+    }
+    assert!(anchors.windows(2).all(|w| w[0] == w[1]), "{anchors:?}");
+    let creates = |c: &str| {
+        mesh.cluster(c)
+            .requests()
+            .iter()
+            .filter(|r| r.method == Method::POST && r.path.ends_with("/secrets"))
+            .count()
+    };
+    assert_eq!(creates("c2"), 2, "the lost create and its retry");
+    assert_eq!(creates("c3"), 2, "the 429 and its retry");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // The command's wall time, against the bound.
+fn a_cluster_answering_503_to_everything_is_reported_within_its_deadline() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    mesh.cluster("c2")
+        .fail(FaultRule::new(Fault::Status(503)).always());
+    let started = std::time::Instant::now();
+    let (out, rows) = mesh.bootstrap("c1,c2", &["--request-timeout", "5s"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(row(&rows, "c1")["result"], "ok", "{rows:?}");
+    verify_cluster(&mesh.cluster("c1"), &mesh.work.path().join("c1"));
+    let failed = row(&rows, "c2")["result"].as_str().unwrap();
+    assert!(
+        failed.contains("context c2") && failed.contains("503"),
+        "{failed}"
+    );
+    for debug in ["Some(", "Status {", "ListMeta"] {
+        assert!(!failed.contains(debug), "Debug text `{debug}` in: {failed}");
+    }
+    eprintln!("c2's row: {failed}");
+    // The first request of c2 is tried 5 times (4 retries, 0.25 s doubling to 2 s, each
+    // jittered), then c2 is reported; far below kube's default retry (15 retries, delays
+    // doubling to 1000 s). Not a timing check of the code: the bound is 20 s of slack.
+    let attempts = mesh.cluster("c2").requests().len();
+    assert!((5..=10).contains(&attempts), "{attempts} requests to c2");
+    assert!(took < std::time::Duration::from_secs(25), "took {took:?}");
+}
+
+#[test]
 fn an_unreachable_cluster_times_out_without_stopping_the_others() {
     let mesh = Mesh::new(&["c1", "c2"]);
     mesh.cluster("c2")

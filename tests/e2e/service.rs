@@ -207,6 +207,10 @@ fn a_token_enrolls_once_and_the_bundle_passes_openssl_webpki_and_verify_even_acr
             .count(),
         2
     );
+    // Text logs (the default) carry no colour escapes when stderr is not a terminal.
+    let log = service.log();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(!log.contains('\x1b'), "ANSI escapes in a piped log:\n{log}");
 }
 
 fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued(store: Store) {
@@ -309,7 +313,11 @@ fn every_bad_enrollment_is_refused_with_a_clear_reason_and_nothing_is_issued(sto
 
 fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked(store: Store) {
     let setup = Setup::on(store, "");
-    let service = Service::start(&setup);
+    // Logged at every level, as JSON lines: at the end, no key of the run is in the log.
+    let service = Service::start_with_env(
+        &setup,
+        &[("RUST_LOG", "trace"), ("MESHTRUST_LOG_FORMAT", "json")],
+    );
     let token = setup.token("east", "1h");
     let out = setup.path("out");
     let enrolled = cacerts(&setup, &service, &token, "east", &path_str(&out));
@@ -409,6 +417,35 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked(store: Stor
     // Even the current intermediate, with its own key, may not renew once revoked.
     let (code, body) = renew(&renewed, &renewed_key);
     assert_refused(code, &body, 403, "revoked");
+
+    let root_key = std::fs::read_to_string(setup.path("root/root-key.pem")).unwrap();
+    let keys = [&current_key, &renewed_key, &stranger, &foreign_key].map(|k| k.to_pem());
+    assert_log_holds_no_key(
+        &service.log(),
+        keys.iter().map(|k| k.as_str()).chain([root_key.as_str()]),
+    );
+}
+
+/// Every line of a service's log is a JSON object with a level, and no part of any of
+/// `keys` is in it.
+fn assert_log_holds_no_key<'a>(log: &str, keys: impl Iterator<Item = &'a str>) {
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        log.contains("\"level\":\"TRACE\""),
+        "nothing at TRACE:\n{log}"
+    );
+    for key in keys {
+        if let Some(found) = meshtrust_testkit::leaks::key_material_in(log, key) {
+            panic!("the service's log shows a private key: {found}");
+        }
+    }
 }
 
 fn a_second_enrollment_with_another_key_is_refused_until_an_admin_revokes_the_first(store: Store) {

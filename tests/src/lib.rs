@@ -7,6 +7,7 @@
 
 pub mod apiserver;
 pub mod aws;
+pub mod leaks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,10 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use meshtrust_issuer::Clock;
+use tower::ServiceBuilder;
+use tower::buffer::BufferLayer;
+use tower::retry::RetryLayer;
+use tower::timeout::TimeoutLayer;
 
 use crate::error::{Error, Result};
+use crate::retry::{RetryPolicy, RetrySettings};
 
 /// How to find clusters, shared by every command that talks to Kubernetes.
 #[derive(Clone, Debug, Default)]
@@ -109,19 +116,36 @@ async fn from_kubeconfig(
         })
 }
 
+/// The most time one request may take when no `--request-timeout` was given.
+const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(30);
+
+/// The client for `config`: every request bounded by `timeout` (each read and write, and
+/// the wait for the answer's headers, retries included; a watch's stream is not cut), retried by [`RetryPolicy`] instead of kube's
+/// default retry layer.
 fn build(mut config: Config, timeout: Option<Duration>) -> Result<Client> {
     if let Some(t) = timeout {
         config.connect_timeout = Some(t);
         config.read_timeout = Some(t);
         config.write_timeout = Some(t);
     }
-    Client::try_from(config).map_err(|e| Error::Access {
+    let budget = timeout.unwrap_or(DEFAULT_REQUEST_BUDGET);
+    config.default_retry = false;
+    let builder = ClientBuilder::try_from(config).map_err(|e| Error::Access {
         reason: format!(
             "cannot build a Kubernetes client: {}",
             crate::api_message(&e)
         ),
         no_kubeconfig: false,
-    })
+    })?;
+    let layers = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(budget))
+        .layer(RetryLayer::new(RetryPolicy::new(
+            RetrySettings::within(budget),
+            Clock::system(),
+        )))
+        // A retry calls the stack below it again, so it needs a handle it can clone.
+        .layer(BufferLayer::new(1024));
+    Ok(builder.with_layer(&layers).build())
 }
 
 fn read(path: &Path) -> Result<Kubeconfig> {

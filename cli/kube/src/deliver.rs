@@ -204,10 +204,13 @@ async fn ensure_namespace(
     Ok(())
 }
 
-/// Creates `cacerts`; someone else creating it first is a race, never overwritten.
+/// Creates `cacerts`; someone else creating it first is a race, never overwritten. A 409
+/// on a Secret that holds exactly this data is this create's own, retried after its
+/// answer was lost.
 async fn create(secrets: &Api<Secret>, namespace: &str, secret: &Secret) -> Result<()> {
     match secrets.create(&PostParams::default(), secret).await {
         Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) && holds(secrets, CACERTS, secret).await => Ok(()),
         Err(e) if is_conflict(&e) => Err(Error::Raced {
             object: format!("{namespace}/{CACERTS}"),
             what: "was created by someone else",
@@ -221,20 +224,20 @@ async fn create(secrets: &Api<Secret>, namespace: &str, secret: &Secret) -> Resu
 
 /// Keeps a copy of `old` as the Secret `name`, before it is replaced.
 async fn back_up(secrets: &Api<Secret>, namespace: &str, old: &Secret, name: &str) -> Result<()> {
-    secrets
-        .create(&PostParams::default(), &backup_of(old, name))
-        .await
-        .map_err(|e| {
-            Error::api(
-                format!("cannot back up {namespace}/{CACERTS} as {name}; nothing was replaced"),
-                e,
-            )
-        })?;
-    Ok(())
+    let backup = backup_of(old, name);
+    match secrets.create(&PostParams::default(), &backup).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) && holds(secrets, name, &backup).await => Ok(()),
+        Err(e) => Err(Error::api(
+            format!("cannot back up {namespace}/{CACERTS} as {name}; nothing was replaced"),
+            e,
+        )),
+    }
 }
 
 /// Replaces `cacerts` with the resourceVersion `old` was read at; a change since then is a
-/// race, never overwritten.
+/// race, never overwritten. A 409 with `cacerts` holding exactly the new data is this
+/// replace's own, retried after its answer was lost.
 async fn replace(
     secrets: &Api<Secret>,
     namespace: &str,
@@ -247,6 +250,7 @@ async fn replace(
         .await
     {
         Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) && holds(secrets, CACERTS, &secret).await => Ok(()),
         Err(e) if is_conflict(&e) => Err(Error::Raced {
             object: format!("{namespace}/{CACERTS}"),
             what: "changed since it was read",
@@ -256,4 +260,19 @@ async fn replace(
             e,
         )),
     }
+}
+
+/// Whether the Secret `name` now holds what `written` holds (data, labels and
+/// annotations): a write that came back 409 was then this one, repeated by the retry
+/// policy after the API server carried it out and its answer was lost. The data holds a
+/// freshly generated key, so no one else's write can match it.
+async fn holds(secrets: &Api<Secret>, name: &str, written: &Secret) -> bool {
+    let Ok(Some(found)) = secrets.get_opt(name).await else {
+        return false;
+    };
+    let labels = |s: &Secret| s.metadata.labels.clone().unwrap_or_default();
+    let annotations = |s: &Secret| s.metadata.annotations.clone().unwrap_or_default();
+    found.data == written.data
+        && labels(&found) == labels(written)
+        && annotations(&found) == annotations(written)
 }

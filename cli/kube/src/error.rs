@@ -65,11 +65,13 @@ impl Error {
 pub fn api_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => {
-            let mut m = s.message.clone();
+            let mut m = format!("API server answered {}", s.code);
             if !s.reason.is_empty() {
-                m.push_str(&format!(" ({}, HTTP {})", s.reason, s.code));
-            } else {
-                m.push_str(&format!(" (HTTP {})", s.code));
+                m.push_str(&format!(" {}", s.reason));
+            }
+            m.push_str(&format!(": {}", s.message));
+            if matches!(s.code, 429 | 500 | 502 | 503 | 504) {
+                m.push_str(" (still so after retries; rerun when the API server is healthy)");
             }
             m
         }
@@ -100,4 +102,35 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 /// The API server answered 409 Conflict (or AlreadyExists).
 pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "reason": reason, "message": message,
+            "metadata": {}
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn an_api_error_reads_as_a_sentence_without_debug_text() {
+        let m = api_message(&api(500, "InternalError", "etcdserver: request timed out"));
+        assert_eq!(
+            m,
+            "API server answered 500 InternalError: etcdserver: request timed out (still so \
+             after retries; rerun when the API server is healthy)"
+        );
+        let m = api_message(&api(403, "Forbidden", "secrets is forbidden"));
+        assert_eq!(m, "API server answered 403 Forbidden: secrets is forbidden");
+        for m in [m, api_message(&api(503, "", "down"))] {
+            for debug in ["Some(", "Status {", "ListMeta", "None"] {
+                assert!(!m.contains(debug), "{m}");
+            }
+        }
+    }
 }

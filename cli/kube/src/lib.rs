@@ -26,12 +26,14 @@ mod access;
 mod deliver;
 mod error;
 mod plan;
+mod retry;
 mod secret;
 
 pub use access::{Access, client_from_kubeconfig};
 pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe};
 pub use error::{Error, Result, api_message, is_conflict, is_not_found};
 pub use plan::{Action, Desired, Existing, plan};
+pub use retry::{RetryPolicy, RetrySettings};
 pub use secret::{
     CACERTS, MANAGED_BY, NOT_AFTER, ROOT_FINGERPRINTS, ROOT_LABEL, SERIAL, backup_of, bundle_files,
     cacerts_secret, is_managed, root_label,

@@ -148,6 +148,10 @@ pub struct ControllerArgs {
     #[cfg(feature = "test-clock")]
     #[arg(long, value_name = "PATH", hide = true)]
     pub clock_offset_file: Option<PathBuf>,
+    /// Log lines on stderr: text, or one JSON object per line (the filter is RUST_LOG,
+    /// default info,kube=warn).
+    #[arg(long, value_enum, env = "MESHTRUST_LOG_FORMAT", default_value_t)]
+    pub log_format: crate::logging::LogFormat,
     #[command(flatten)]
     pub kube: KubeOptions,
 }

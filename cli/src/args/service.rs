@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Serve plain HTTP: tokens cross the network in clear. Never outside a laptop demo.
     #[arg(long)]
     pub insecure_plaintext_for_development_only: bool,
+    /// Log lines on stderr: text, or one JSON object per line (the filter is RUST_LOG,
+    /// default info).
+    #[arg(long, value_enum, env = "MESHTRUST_LOG_FORMAT", default_value_t)]
+    pub log_format: crate::logging::LogFormat,
     /// Test only: a file holding a number of seconds added to the clock (built only with
     /// the `test-clock` feature; release builds have no such flag).
     #[cfg(feature = "test-clock")]

@@ -11,13 +11,7 @@ use meshtrust_issuer::Clock;
 use crate::args::ControllerArgs;
 
 pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(args.log_format, "info,kube=warn");
     let access = args.kube.access();
     let client = access.client(args.context.as_deref()).await?;
     let identity = args.identity.clone().unwrap_or_else(|| {

@@ -79,13 +79,7 @@ fn audit_sink(path: &std::path::Path) -> Result<Box<dyn Write + Send>> {
 }
 
 async fn serve(args: ServeArgs, clock: &Clock) -> Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(args.log_format, "info,sqlx=warn");
     let config = config(&args)?;
     if config.insecure_plaintext_for_development_only {
         tracing::warn!(

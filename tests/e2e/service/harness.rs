@@ -201,8 +201,10 @@ impl Service {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_string());
+                // Text (`… listening on URL`) or JSON (`"message":"… listening on URL",…`).
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split(['"', ' ']).next().unwrap_or_default();
+                    let _ = tx.send(url.to_string());
                 }
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }

@@ -11,9 +11,13 @@ use super::requests::RequestRecord;
 pub enum Fault {
     /// Answer with this HTTP status and a `Status` object whose reason fits the code
     /// (`500` InternalError, `409` Conflict, `429` TooManyRequests, `503`
-    /// ServiceUnavailable, …). The request is not carried out. Note that kube-rs clients
-    /// retry 429, 503 and 504 by default (`Config::default_retry`).
+    /// ServiceUnavailable, …). The request is not carried out. meshtrust's clients retry
+    /// 429, 500, 502, 503 and 504 (a bounded number of times).
     Status(u16),
+    /// Carry the request out, then throw its answer away and answer with this HTTP
+    /// status instead: a write whose answer was lost on the way back (a proxy or load
+    /// balancer failing after the API server did the work).
+    AfterApplying(u16),
     /// Wait this long, then handle the request normally.
     Delay(Duration),
     /// Never answer; the connection stays open until the client gives up (its read

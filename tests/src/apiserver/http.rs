@@ -85,6 +85,15 @@ async fn record_and_fault(
             format!("fault injected by the test harness (HTTP {code})"),
         )
         .into_response(),
+        Some(Fault::AfterApplying(code)) => {
+            let carried_out = next.run(request).await;
+            drop(carried_out);
+            ApiError::new(
+                code,
+                format!("fault injected by the test harness after carrying the request out (HTTP {code})"),
+            )
+            .into_response()
+        }
         Some(Fault::Delay(pause)) => {
             tokio::time::sleep(pause).await;
             next.run(request).await

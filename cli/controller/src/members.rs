@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use meshtrust_ca::{BundleFiles, ClusterName};
 use meshtrust_kube::{Observed, bundle_files, client_from_kubeconfig, is_not_found, observe};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::context::{CONCURRENCY, Context};
 use crate::crd::{ClusterAccess, ClusterSpec, MeshTrust};
@@ -47,7 +48,7 @@ pub async fn member_client(
     };
     let ns = r.namespace_or(namespace);
     let secrets: Api<Secret> = Api::namespaced(home.clone(), ns);
-    let secret = match secrets.get(&r.name).await {
+    let mut secret = match secrets.get(&r.name).await {
         Ok(s) => s,
         Err(e) if is_not_found(&e) => {
             return Err(Error::Member {
@@ -65,20 +66,29 @@ pub async fn member_client(
             .into());
         }
     };
+    // The kubeconfig holds credentials: taken out of the Secret into a buffer zeroized on
+    // drop, and every other value of the Secret zeroized now.
     let bytes = secret
         .data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .map(|b| b.0.clone())
-        .ok_or_else(|| Error::Member {
-            reason: format!(
-                "Secret {ns}/{} has no key `{}` (the kubeconfig of cluster {})",
-                r.name, r.key, cluster.name
-            ),
-        })?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Member {
-        reason: format!("Secret {ns}/{} key `{}` is not UTF-8 text", r.name, r.key),
+        .as_mut()
+        .and_then(|d| d.remove(&r.key))
+        .map(|b| Zeroizing::new(b.0));
+    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+        value.0.zeroize();
+    }
+    let bytes = bytes.ok_or_else(|| Error::Member {
+        reason: format!(
+            "Secret {ns}/{} has no key `{}` (the kubeconfig of cluster {})",
+            r.name, r.key, cluster.name
+        ),
     })?;
+    let text = Zeroizing::new(
+        std::str::from_utf8(&bytes)
+            .map_err(|_| Error::Member {
+                reason: format!("Secret {ns}/{} key `{}` is not UTF-8 text", r.name, r.key),
+            })?
+            .to_string(),
+    );
     let shown = format!(
         "the kubeconfig in Secret {ns}/{} key `{}` (cluster {})",
         r.name, r.key, cluster.name

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use time::OffsetDateTime;
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::plan::{Action, Existing};
@@ -38,6 +39,20 @@ impl std::fmt::Debug for Observed {
             .field("network", &self.network)
             .field("istiod_running", &self.istiod_running)
             .finish()
+    }
+}
+
+impl Drop for Observed {
+    /// The Secret's values (a private key among them) are zeroized, as `BundleFiles` are.
+    fn drop(&mut self) {
+        for value in self
+            .secret
+            .iter_mut()
+            .flat_map(|s| s.data.iter_mut())
+            .flat_map(|d| d.values_mut())
+        {
+            value.0.zeroize();
+        }
     }
 }
 

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     for (name, part) in FILES.iter().zip(data.split(|b| *b == SEPARATOR)) {
         files.insert(*name, part.to_vec());
     }
-    let options = VerifyOptions::at(datetime!(2026-06-01 00:00 UTC));
+    let options = VerifyOptions::at(datetime!(2027-03-01 00:00 UTC));
     let report = verify_bundle(&files, &options);
     // A bundle istiod would load has a certificate and a key that parse on their own.
     if report.accepted() {

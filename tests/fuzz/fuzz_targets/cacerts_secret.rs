@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = is_managed(&secret);
     let files = bundle_files(&secret);
-    let options = VerifyOptions::at(datetime!(2026-06-01 00:00 UTC));
+    let options = VerifyOptions::at(datetime!(2027-03-01 00:00 UTC));
     let _ = verify_bundle(&files, &options);
     let roots = vec!["AB:CD".to_string()];
     let existing = Existing::Present { files };

@@ -249,18 +249,16 @@ impl PrivateKey {
     ///
     /// Only RSA and ECDSA keys are accepted, as istiod accepts no others.
     pub fn from_pem(name: &str, pem: &[u8]) -> Result<PrivateKey> {
-        // Zeroized on drop: the parsed DER is a copy of the key (pki-types implements
-        // `Zeroize` for it, but does not zeroize on drop by itself).
+        // A copy of the key: zeroized on drop (pki-types does not do that by itself).
         let key = Zeroizing::new(PrivateKeyDer::from_pem_slice(pem).map_err(|e| Error::Pem {
             name: name.to_string(),
             expected: "private key",
             reason: e.to_string(),
         })?);
         let (pem_label, der) = match &*key {
-            PrivateKeyDer::Pkcs8(_) => ("PRIVATE KEY", key.secret_der()),
             PrivateKeyDer::Pkcs1(_) => ("RSA PRIVATE KEY", key.secret_der()),
             PrivateKeyDer::Sec1(_) => ("EC PRIVATE KEY", key.secret_der()),
-            _ => ("PRIVATE KEY", key.secret_der()),
+            _ => ("PRIVATE KEY", key.secret_der()), // PKCS#8
         };
         let der = Zeroizing::new(der.to_vec());
         let signer = match &*key {

@@ -41,9 +41,13 @@ fn run_case(case: &Path) -> Result<(), String> {
         .args(&args)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    let shown = String::from_utf8_lossy(&out.stderr);
+    let stderr = shown.to_lowercase();
     if out.status.success() {
         return Err(format!("exited 0 for `{}`", cmd.trim()));
+    }
+    if let Some(debug) = meshtrust_testkit::debug_text(&shown) {
+        return Err(format!("Rust Debug text `{debug}` in:\n{shown}"));
     }
     for want in std::fs::read_to_string(case.join("expect"))
         .unwrap()

@@ -199,3 +199,14 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// The first piece of Rust `Debug` formatting in `message`, if any: a message meant for a
+/// person never shows `Some(…)`, a `Status { … }` struct or kube's `ListMeta` (issue 13,
+/// "errors a person can act on").
+pub fn debug_text(message: &str) -> Option<&'static str> {
+    [
+        "Some(", "None,", "Status {", "ListMeta", "Error {", "Kind(", "Os {",
+    ]
+    .into_iter()
+    .find(|d| message.contains(d))
+}

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use meshtrust_ca::{BundleFiles, ClusterName};
 use meshtrust_kube::{Observed, bundle_files, client_from_kubeconfig, is_not_found, observe};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::context::{CONCURRENCY, Context};
 use crate::crd::{ClusterAccess, ClusterSpec, MeshTrust};
@@ -73,9 +73,7 @@ pub async fn member_client(
         .as_mut()
         .and_then(|d| d.remove(&r.key))
         .map(|b| Zeroizing::new(b.0));
-    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
-        value.0.zeroize();
-    }
+    meshtrust_kube::scrub(&mut secret);
     let bytes = bytes.ok_or_else(|| Error::Member {
         reason: format!(
             "Secret {ns}/{} has no key `{}` (the kubeconfig of cluster {})",

@@ -9,11 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use time::OffsetDateTime;
-use zeroize::Zeroize;
 
 use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::plan::{Action, Existing};
-use crate::secret::{CACERTS, backup_of, bundle_files};
+use crate::secret::{CACERTS, backup_of, bundle_files, scrub};
 
 /// Label istiod and the ambient data plane read a namespace's network from.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";
@@ -45,13 +44,8 @@ impl std::fmt::Debug for Observed {
 impl Drop for Observed {
     /// The Secret's values (a private key among them) are zeroized, as `BundleFiles` are.
     fn drop(&mut self) {
-        for value in self
-            .secret
-            .iter_mut()
-            .flat_map(|s| s.data.iter_mut())
-            .flat_map(|d| d.values_mut())
-        {
-            value.0.zeroize();
+        if let Some(secret) = &mut self.secret {
+            scrub(secret);
         }
     }
 }

@@ -36,7 +36,7 @@ pub use plan::{Action, Desired, Existing, plan};
 pub use retry::{RetryPolicy, RetrySettings};
 pub use secret::{
     CACERTS, MANAGED_BY, NOT_AFTER, ROOT_FINGERPRINTS, ROOT_LABEL, SERIAL, backup_of, bundle_files,
-    cacerts_secret, is_managed, root_label,
+    cacerts_secret, is_managed, root_label, scrub,
 };
 
 /// Field manager of every server-side apply meshtrust does (gateways, status).

@@ -6,6 +6,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use meshtrust_ca::{BundleFiles, BundleFormat, BundleReport};
+use zeroize::Zeroize;
 
 /// Name of the Secret istiod reads its signing CA from.
 pub const CACERTS: &str = "cacerts";
@@ -124,4 +125,32 @@ pub fn is_managed(secret: &Secret) -> bool {
         .and_then(|l| l.get(MANAGED_BY.0))
         .map(String::as_str)
         == Some(MANAGED_BY.1)
+}
+
+/// Zeroizes every value of `secret`'s data (a private key, a kubeconfig's credentials)
+/// before it is dropped: `ByteString` does not do that by itself.
+pub fn scrub(secret: &mut Secret) {
+    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+        value.0.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_zeroizes_every_value_and_keeps_the_keys() {
+        let mut secret = Secret {
+            data: Some(BTreeMap::from([
+                ("ca-key.pem".to_string(), ByteString(b"-----BEGIN".to_vec())),
+                ("kubeconfig".to_string(), ByteString(b"token: x".to_vec())),
+            ])),
+            ..Secret::default()
+        };
+        scrub(&mut secret);
+        let data = secret.data.unwrap();
+        assert_eq!(data.len(), 2);
+        assert!(data.values().all(|v| v.0.is_empty()), "{data:?}");
+    }
 }

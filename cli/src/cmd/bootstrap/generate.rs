@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use meshtrust_ca::{ClusterName, VerifyOptions, verify_bundle};
 use meshtrust_issuer::{Clock, IssuedBundle, Issuer};
-use meshtrust_kube::{NETWORK_LABEL, cacerts_secret};
+use meshtrust_kube::{NETWORK_LABEL, cacerts_secret, scrub};
 use time::OffsetDateTime;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::Target;
 use crate::args::{BootstrapArgs, Output};
@@ -69,13 +70,15 @@ fn refuse_existing(dir: &Path, clusters: &[ClusterName]) -> Result<()> {
     Ok(())
 }
 
-/// One cluster's file: a warning header, its Namespace and its `cacerts` Secret.
+/// One cluster's file: a warning header, its Namespace and its `cacerts` Secret. Every
+/// buffer holding the key on the way (the Secret, its JSON form, the YAML text) is zeroized
+/// when dropped; the YAML serializer's own scratch space is not reachable from here.
 fn manifest(
     args: &BootstrapArgs,
     target: &Target,
     issued: &IssuedBundle,
     now: OffsetDateTime,
-) -> Result<String> {
+) -> Result<Zeroizing<String>> {
     let files = issued.bundle.bundle_files(args.intermediate.format);
     let report = verify_bundle(&files, &VerifyOptions::at(now));
     let mut namespace = serde_json::json!({
@@ -86,15 +89,34 @@ fn manifest(
     if let Some(n) = &target.network {
         namespace["metadata"]["labels"] = serde_json::json!({ NETWORK_LABEL: n });
     }
-    let mut secret = serde_json::to_value(cacerts_secret(&args.namespace, &files, &report))?;
-    secret["apiVersion"] = "v1".into();
-    secret["kind"] = "Secret".into();
-    Ok(format!(
+    let mut typed = cacerts_secret(&args.namespace, &files, &report);
+    let secret = serde_json::to_value(&typed);
+    scrub(&mut typed);
+    let mut secret = ScrubbedJson(secret?);
+    secret.0["apiVersion"] = "v1".into();
+    secret.0["kind"] = "Secret".into();
+    let secret_yaml = Zeroizing::new(serde_yaml_ng::to_string(&secret.0)?);
+    Ok(Zeroizing::new(format!(
         "# meshtrust bootstrap --generate: cluster {} — this file holds a PRIVATE KEY.\n# Keep it out of git unless encrypted (SOPS, sealed-secrets).\n---\n{}---\n{}",
         target.cluster,
         serde_yaml_ng::to_string(&namespace)?,
-        serde_yaml_ng::to_string(&secret)?
-    ))
+        secret_yaml.as_str()
+    )))
+}
+
+/// A Secret as JSON, its `data` strings (base64 of a key) zeroized on drop.
+struct ScrubbedJson(serde_json::Value);
+
+impl Drop for ScrubbedJson {
+    fn drop(&mut self) {
+        if let Some(data) = self.0.get_mut("data").and_then(|d| d.as_object_mut()) {
+            for value in data.values_mut() {
+                if let serde_json::Value::String(s) = value {
+                    s.zeroize();
+                }
+            }
+        }
+    }
 }
 
 /// The paths written: a JSON array, or one a line.

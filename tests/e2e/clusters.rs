@@ -310,6 +310,37 @@ fn a_cluster_answering_503_to_everything_is_reported_within_its_deadline() {
     let attempts = mesh.cluster("c2").requests().len();
     assert!((5..=10).contains(&attempts), "{attempts} requests to c2");
     assert!(took < std::time::Duration::from_secs(25), "took {took:?}");
+
+    // As a table: one short line per cluster, the long error below it.
+    let kc = mesh.kubeconfig();
+    let root = mesh.root_out();
+    let out = meshtrust(&[
+        "bootstrap",
+        "--contexts",
+        "c1,c2",
+        "--kubeconfig",
+        &kc,
+        "--root-out",
+        &root,
+        "--network-from-cluster-name",
+        "--request-timeout",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with('c'))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows.iter().all(|r| r.len() <= 120),
+        "a wide table:\n{table}"
+    );
+    assert!(rows[1].contains("failed (see below)"), "{table}");
+    let below = String::from_utf8_lossy(&out.stderr);
+    assert!(below.contains("c2: failed: context c2"), "{below}");
+    assert_eq!(meshtrust_testkit::debug_text(&below), None, "{below}");
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub(super) fn failed(t: &Target, error: String) -> Outcome {
         root_fingerprint: None,
         not_after: None,
         ok: false,
-        result: error,
+        result: format!("failed: {error}"),
         backup: None,
         warnings: Vec::new(),
     }
@@ -140,11 +140,14 @@ pub(super) fn print_outcomes(outcomes: &[Outcome], output: Output) -> Result<()>
                 .map(|f| output::short(f, 17))
                 .unwrap_or_else(|| "-".into()),
             o.not_after.clone().unwrap_or_else(|| "-".into()),
-            o.result.clone(),
+            table_result(&o.result),
         ]);
     }
     println!("{t}");
     for o in outcomes {
+        if table_result(&o.result) != o.result {
+            eprintln!("{}: {}", o.cluster, o.result);
+        }
         if let Some(r) = &o.reason {
             eprintln!("{}: {}: {r}", o.cluster, o.action);
         }
@@ -156,4 +159,17 @@ pub(super) fn print_outcomes(outcomes: &[Outcome], output: Output) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// The longest result shown in the table; a longer one (an error) is shown below it, so
+/// that the table keeps one short line per cluster.
+const TABLE_RESULT_WIDTH: usize = 24;
+
+/// A result as its table cell: itself when short, else its first word and a pointer.
+fn table_result(result: &str) -> String {
+    if result.chars().count() <= TABLE_RESULT_WIDTH && !result.contains('\n') {
+        return result.to_string();
+    }
+    let first = result.split([':', ' ']).next().unwrap_or_default();
+    format!("{first} (see below)")
 }

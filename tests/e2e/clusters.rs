@@ -39,6 +39,15 @@ impl Mesh {
 
     /// `meshtrust bootstrap` over `contexts` with the mesh's saved root, as JSON.
     fn bootstrap(&self, contexts: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+        let out = self.bootstrap_as(contexts, &[extra, &["-o", "json"]].concat());
+        let rows =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out, rows)
+    }
+
+    /// `meshtrust bootstrap` over `contexts` with the mesh's saved root and `extra`
+    /// (`--request-timeout 5s` unless `extra` sets one), as it prints.
+    fn bootstrap_as(&self, contexts: &str, extra: &[&str]) -> Output {
         let kc = self.kubeconfig();
         let root = self.root_out();
         let mut args = vec![
@@ -50,17 +59,12 @@ impl Mesh {
             "--root-out",
             &root,
             "--network-from-cluster-name",
-            "-o",
-            "json",
         ];
         if !extra.contains(&"--request-timeout") {
             args.extend(["--request-timeout", "5s"]);
         }
         args.extend_from_slice(extra);
-        let out = meshtrust(&args);
-        let rows =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-        (out, rows)
+        meshtrust(&args)
     }
 
     fn cluster(&self, name: &str) -> Cluster {
@@ -312,20 +316,7 @@ fn a_cluster_answering_503_to_everything_is_reported_within_its_deadline() {
     assert!(took < std::time::Duration::from_secs(25), "took {took:?}");
 
     // As a table: one short line per cluster, the long error below it.
-    let kc = mesh.kubeconfig();
-    let root = mesh.root_out();
-    let out = meshtrust(&[
-        "bootstrap",
-        "--contexts",
-        "c1,c2",
-        "--kubeconfig",
-        &kc,
-        "--root-out",
-        &root,
-        "--network-from-cluster-name",
-        "--request-timeout",
-        "5s",
-    ]);
+    let out = mesh.bootstrap_as("c1,c2", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = table

@@ -421,32 +421,11 @@ fn renewal_needs_the_current_intermediate_key_and_stops_once_revoked(store: Stor
 
     let root_key = std::fs::read_to_string(setup.path("root/root-key.pem")).unwrap();
     let keys = [&current_key, &renewed_key, &stranger, &foreign_key].map(|k| k.to_pem());
-    assert_log_holds_no_key(
+    meshtrust_testkit::leaks::assert_trace_json_log_holds_no_key(
         &service.log(),
         keys.iter().map(|k| k.as_str()).chain([root_key.as_str()]),
+        "the service's log",
     );
-}
-
-/// Every line of a service's log is a JSON object with a level, and no part of any of
-/// `keys` is in it.
-fn assert_log_holds_no_key<'a>(log: &str, keys: impl Iterator<Item = &'a str>) {
-    for line in log.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-        assert!(
-            v["level"].is_string() && v["timestamp"].is_string(),
-            "{line}"
-        );
-    }
-    assert!(
-        log.contains("\"level\":\"TRACE\""),
-        "nothing at TRACE:\n{log}"
-    );
-    for key in keys {
-        if let Some(found) = meshtrust_testkit::leaks::key_material_in(log, key) {
-            panic!("the service's log shows a private key: {found}");
-        }
-    }
 }
 
 fn a_second_enrollment_with_another_key_is_refused_until_an_admin_revokes_the_first(store: Store) {

@@ -69,6 +69,36 @@ pub fn key_material_in(log: &str, key_pem: &str) -> Option<String> {
     })
 }
 
+/// Checks the log of a run at `RUST_LOG=trace` with `--log-format json`: every line is a
+/// JSON object with a `level` and a `timestamp`, some lines are at TRACE (so the level
+/// really was on), and no part of any of `keys` is in it. `whose` names the log in
+/// failures.
+pub fn assert_trace_json_log_holds_no_key<'a>(
+    log: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+    whose: &str,
+) {
+    let mut lines = 0;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{whose}: not a JSON log line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{whose}: {line}"
+        );
+        lines += 1;
+    }
+    assert!(
+        log.contains("\"level\":\"TRACE\""),
+        "{whose}: {lines} lines, none at TRACE"
+    );
+    for key in keys {
+        if let Some(found) = key_material_in(log, key) {
+            panic!("{whose} ({lines} lines) shows a private key: {found}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,8 +120,8 @@ async fn from_kubeconfig(
 const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(30);
 
 /// The client for `config`: every request bounded by `timeout` (each read and write, and
-/// the wait for the answer's headers, retries included; a watch's stream is not cut), retried by [`RetryPolicy`] instead of kube's
-/// default retry layer.
+/// the wait for the answer's headers, retries included; a watch's stream is not cut),
+/// retried by [`RetryPolicy`] instead of kube's default retry layer.
 fn build(mut config: Config, timeout: Option<Duration>) -> Result<Client> {
     if let Some(t) = timeout {
         config.connect_timeout = Some(t);

@@ -70,7 +70,7 @@ pub fn api_message(e: &kube::Error) -> String {
                 m.push_str(&format!(" {}", s.reason));
             }
             m.push_str(&format!(": {}", s.message));
-            if matches!(s.code, 429 | 500 | 502 | 503 | 504) {
+            if crate::retry::is_retried_status(s.code) {
                 m.push_str(" (still so after retries; rerun when the API server is healthy)");
             }
             m

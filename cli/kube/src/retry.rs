@@ -88,14 +88,11 @@ impl RetryPolicy {
             return None;
         }
         let at_least = match result {
-            Ok(response) => match response.status() {
-                StatusCode::TOO_MANY_REQUESTS => retry_after(response),
-                StatusCode::INTERNAL_SERVER_ERROR
-                | StatusCode::BAD_GATEWAY
-                | StatusCode::SERVICE_UNAVAILABLE
-                | StatusCode::GATEWAY_TIMEOUT => None,
-                _ => return None,
-            },
+            Ok(response) if !is_retried_status(response.status().as_u16()) => return None,
+            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                retry_after(response)
+            }
+            Ok(_) => None,
             Err(e) if is_transient(e.as_ref()) => None,
             Err(_) => return None,
         };
@@ -106,6 +103,11 @@ impl RetryPolicy {
         let ends = self.clock.elapsed(self.started) + delay;
         (ends < self.settings.budget).then_some(delay)
     }
+}
+
+/// Whether an answer with HTTP status `code` is retried: 429 and 500, 502, 503, 504.
+pub(crate) fn is_retried_status(code: u16) -> bool {
+    matches!(code, 429 | 500 | 502 | 503 | 504)
 }
 
 /// The `Retry-After` of a 429, in seconds (the form the API server sends).

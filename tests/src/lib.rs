@@ -152,8 +152,8 @@ pub fn assert_bundle_independently_valid(dir: &Path) {
         .unwrap_or_else(|e| panic!("webpki {}: {e}", dir.display()));
 }
 
-/// Every regular file under `dir` with its bytes and mode, sorted: a snapshot to prove that
-/// a failed command changed nothing.
+/// Every file and directory under `dir` with its bytes and mode (a symlink with its target
+/// and mode 0), sorted: a snapshot to prove that a failed command changed nothing.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -162,7 +162,16 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
+            if meta.file_type().is_symlink() {
+                // A link of a file set (e.g. `root-key.pem -> ..meshtrust/root-key.pem`):
+                // its target is its content.
+                let target = std::fs::read_link(&path).unwrap();
+                out.push((
+                    path.clone(),
+                    target.into_os_string().into_encoded_bytes(),
+                    0,
+                ));
+            } else if meta.is_dir() {
                 out.push((path.clone(), Vec::new(), meta.permissions().mode()));
                 stack.push(path);
             } else {
@@ -178,13 +187,16 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
     out
 }
 
-/// Copies a directory tree (files and directories only).
+/// Copies a directory tree (files, directories, and symlinks as symlinks).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else if kind.is_dir() {
             copy_tree(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();

@@ -154,6 +154,7 @@ pub fn write_bundles(
     now: OffsetDateTime,
 ) -> Result<Vec<BundleSummary>> {
     crate::write::ensure_dir(out)?;
+    crate::write::sweep_stale(out)?;
     let staged = bundles
         .par_iter()
         .map(|b| {

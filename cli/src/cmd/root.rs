@@ -67,8 +67,9 @@ pub fn create(args: RootCreateArgs, clock: &Clock) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `root-cert.pem` and `root-key.pem` into `dir`, each atomically; existing files are
-/// replaced only with `replace`, and kept as backups named after `backup`'s time if given.
+/// Writes `root-cert.pem` and `root-key.pem` into `dir` as one set ([`write::write_together`]);
+/// existing files are replaced only with `replace`, and kept as backups named after
+/// `backup`'s time if given.
 pub fn write_root(
     dir: &Path,
     root: &RootCa,
@@ -82,20 +83,29 @@ pub fn write_root(
         for path in [&key_path, &cert_path] {
             if path.exists() {
                 let to = write::backup_path(path, now);
-                std::fs::copy(path, &to).with_context(|| {
-                    format!("cannot back up {} to {}", path.display(), to.display())
-                })?;
+                let bytes =
+                    zeroize::Zeroizing::new(std::fs::read(path).with_context(|| {
+                        format!("cannot read {} to back it up", path.display())
+                    })?);
+                let mode = if path == &key_path {
+                    KEY_MODE
+                } else {
+                    CERT_MODE
+                };
+                write::write_file(&to, &bytes, mode, false)?;
                 eprintln!("kept the old {} as {}", path.display(), to.display());
             }
         }
     }
-    // Key first: a crash between the two renames leaves a key without its certificate,
-    // which `RootCa::from_pem` refuses loudly, never a silently mismatched pair in use.
-    write::write_file(&key_path, root.key().to_pem().as_bytes(), KEY_MODE, replace)?;
-    write::write_file(
-        &cert_path,
-        root.certificate().to_pem().as_bytes(),
-        CERT_MODE,
+    // One set: a process killed at any point leaves the old pair or the new one.
+    let key_pem = root.key().to_pem();
+    let cert_pem = root.certificate().to_pem();
+    write::write_together(
+        dir,
+        &[
+            ("root-key.pem", key_pem.as_bytes(), KEY_MODE),
+            ("root-cert.pem", cert_pem.as_bytes(), CERT_MODE),
+        ],
         replace,
     )?;
     let cert = root.certificate();

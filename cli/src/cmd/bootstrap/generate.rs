@@ -33,6 +33,7 @@ pub(super) async fn run(
     let batch = &issued.batch;
     let now = clock.now();
     write::ensure_dir(dir)?;
+    write::sweep_stale(dir)?;
     let mut written = Vec::new();
     for b in &batch.bundles {
         let t = targets

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use time::OffsetDateTime;
 
+mod together;
+pub use together::write_together;
+
 /// Mode of files holding private keys.
 pub const KEY_MODE: u32 = 0o600;
 /// Mode of certificate files.
@@ -143,47 +146,138 @@ impl StagedDir {
     /// [`sync_dir`] on the parent afterwards). An existing target is refused unless
     /// `replace`; when replaced it is kept as a backup named after `backup`'s time if given,
     /// else removed. Returns the backup path, if one was made.
+    ///
+    /// An existing target is swapped with the staged directory in one `renameat2`
+    /// (`RENAME_EXCHANGE`), so a process killed at any point leaves the old bundle or the new
+    /// one at `target`, never neither; the backup is made (staged, then renamed) before the
+    /// swap, so it is whole whenever it exists.
     pub fn commit(self, replace: bool, backup: Option<OffsetDateTime>) -> Result<Option<PathBuf>> {
-        let target = &self.target;
-        let mut kept = None;
-        if target.exists() {
-            if !replace {
-                bail!(
-                    "{} already exists; pass --force to replace it",
-                    target.display()
-                );
-            }
-            let aside = if let Some(now) = backup {
-                backup_path(target, now)
-            } else {
-                let mut name = std::ffi::OsString::from(".");
-                name.push(target.file_name().unwrap_or_default());
-                name.push(".meshtrust-old");
-                target.with_file_name(name)
-            };
-            fs::rename(target, &aside)
-                .with_context(|| format!("cannot move {} aside", target.display()))?;
-            kept = Some(aside);
+        let target = self.target.clone();
+        if fs::symlink_metadata(&target).is_err() {
+            let staged = self.temp.keep();
+            return rename_noreplace(&staged, &target)
+                .inspect_err(|_| drop(fs::remove_dir_all(&staged)))
+                .map(|()| None);
         }
+        if !replace {
+            bail!(
+                "{} already exists; pass --force to replace it",
+                target.display()
+            );
+        }
+        let kept = match backup {
+            Some(now) => Some(copy_aside(&target, &backup_path(&target, now))?),
+            None => None,
+        };
         let staged = self.temp.keep();
-        if let Err(e) = fs::rename(&staged, target) {
-            // Put the old bundle back: a failed write must leave things as they were.
-            if let Some(old) = &kept {
-                let _ = fs::rename(old, target);
-            }
+        if let Err(e) = exchange(&staged, &target) {
             let _ = fs::remove_dir_all(&staged);
             return Err(e)
                 .with_context(|| format!("cannot move the new bundle to {}", target.display()));
         }
-        match kept {
-            Some(old) if backup.is_none() => {
-                fs::remove_dir_all(&old)
-                    .with_context(|| format!("cannot remove the replaced {}", old.display()))?;
-                Ok(None)
-            }
-            other => Ok(other),
-        }
+        // `staged` now holds the old bundle.
+        fs::remove_dir_all(&staged).with_context(|| {
+            format!(
+                "cannot remove the replaced bundle (moved to {})",
+                staged.display()
+            )
+        })?;
+        Ok(kept)
     }
+}
+
+/// Swaps `a` and `b` atomically. On a filesystem without `RENAME_EXCHANGE` (NFS, some
+/// FUSE), `b` is moved aside then `a` into place: a process killed between the two renames
+/// leaves `b`'s old content at `a`, and nothing at `b` until a rerun.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            let aside = a.with_extension("meshtrust-swap");
+            fs::rename(b, &aside)?;
+            fs::rename(a, b)?;
+            fs::rename(&aside, a)
+        }
+        other => other.map_err(std::io::Error::from),
+    }
+}
+
+/// Renames `from` to `to`, refusing (atomically where the filesystem can) when `to` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    let renamed = match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if !to.exists() => {
+            fs::rename(from, to)
+        }
+        other => other.map_err(std::io::Error::from),
+    };
+    renamed.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; pass --force to replace it",
+                to.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot move {} into place", to.display()))
+        }
+    })
+}
+
+/// Copies the files of directory `from` to a new directory `to` (hard links: the bundle
+/// files are never written in place, so a link keeps the old content), through a staged
+/// directory, so `to` is whole whenever it exists. Returns `to`.
+fn copy_aside(from: &Path, to: &Path) -> Result<PathBuf> {
+    let staged = StagedDir::new(to)?;
+    let entries = fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
+        let dest = staged.temp.path().join(entry.file_name());
+        fs::hard_link(entry.path(), &dest).with_context(|| {
+            format!(
+                "cannot keep {} in the backup {}",
+                entry.path().display(),
+                to.display()
+            )
+        })?;
+    }
+    sync_dir(staged.temp.path())?;
+    let temp = staged.temp.keep();
+    rename_noreplace(&temp, to).inspect_err(|_| drop(fs::remove_dir_all(&temp)))?;
+    Ok(to.to_path_buf())
+}
+
+/// Removes what a killed meshtrust left in `dir`: temporary files and staged directories
+/// (hidden names holding `.meshtrust-`, which may hold key material) and generations of a
+/// file set that are no longer current (see [`write_together`]). Call it once per command
+/// and directory, before writing: a meshtrust writing to the same directory at the same
+/// time would lose its staged files (and fail, writing nothing).
+pub fn sweep_stale(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let current = together::current_generation(dir);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') || !name.contains(".meshtrust-") {
+            continue;
+        }
+        if current.as_deref() == Some(name.as_ref()) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+        removed.with_context(|| {
+            format!(
+                "cannot remove {}, left by an interrupted meshtrust",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 #   - curl (Debian): the independent HTTP client of `meshtrust serve`'s suites;
 #   - PostgreSQL 15 (Debian): a server started here, as the postgres user, in a temporary
 #     directory on a loopback port, for the store's suites and two `serve` replicas sharing
-#     it (MESHTRUST_TEST_POSTGRES_URL); stopped when this script exits.
+#     it (MESHTRUST_TEST_POSTGRES_URL); stopped when this script exits;
+#   - strace (Debian): kills `root create`, `cacerts` and `demo` at every file-changing
+#     system call in turn (tests/e2e/crash_files.rs).
 # Extra arguments are passed to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,8 @@ command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
 command -v curl >/dev/null 2>&1 || apt_install curl
 command -v jq >/dev/null 2>&1 || apt_install jq
+# The crash suites' killer: SIGKILL injected at each file-changing system call.
+command -v strace >/dev/null 2>&1 || apt_install strace
 
 PG_BIN=/usr/lib/postgresql/15/bin
 [ -x "$PG_BIN/initdb" ] || apt_install postgresql

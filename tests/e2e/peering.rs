@@ -13,12 +13,21 @@ use serde_json::{Value, json};
 
 const GW: &str = "gateway.networking.k8s.io/v1";
 
+/// Runs meshtrust; a failure's output must read without Rust Debug text (issue 13), so
+/// every refusal this suite provokes is checked for it.
 fn meshtrust(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+    let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
         .args(args)
         .env_remove("KUBECONFIG")
         .output()
-        .unwrap()
+        .unwrap();
+    if !out.status.success() {
+        let shown = text(&out);
+        if let Some(debug) = meshtrust_testkit::debug_text(&shown) {
+            panic!("meshtrust {args:?} failed with Debug text ({debug}):\n{shown}");
+        }
+    }
+    out
 }
 
 struct Mesh {

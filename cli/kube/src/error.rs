@@ -71,7 +71,10 @@ pub fn api_message(e: &kube::Error) -> String {
             }
             m.push_str(&format!(": {}", s.message));
             if crate::retry::is_retried_status(s.code) {
-                m.push_str(" (still so after retries; rerun when the API server is healthy)");
+                m.push_str(&format!(
+                    " (still so after up to {} retries with backoff, within the request timeout; rerun when the API server is healthy)",
+                    crate::retry::MAX_RETRIES
+                ));
             }
             m
         }
@@ -123,7 +126,8 @@ mod tests {
         assert_eq!(
             m,
             "API server answered 500 InternalError: etcdserver: request timed out (still so \
-             after retries; rerun when the API server is healthy)"
+             after up to 4 retries with backoff, within the request timeout; rerun when the \
+             API server is healthy)"
         );
         let m = api_message(&api(403, "Forbidden", "secrets is forbidden"));
         assert_eq!(m, "API server answered 403 Forbidden: secrets is forbidden");

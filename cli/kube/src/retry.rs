@@ -38,11 +38,14 @@ pub struct RetrySettings {
     pub budget: Duration,
 }
 
+/// Retries after the first attempt, by default.
+pub(crate) const MAX_RETRIES: u32 = 4;
+
 impl RetrySettings {
     /// Four retries, delays from 250 ms doubling up to 4 s, within `budget`.
     pub fn within(budget: Duration) -> RetrySettings {
         RetrySettings {
-            max_retries: 4,
+            max_retries: MAX_RETRIES,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(4),
             budget,

@@ -1,6 +1,7 @@
 //! One cluster: its store, request log and fault rules, and the [`Cluster`] handle tests
 //! use to seed, inspect and break it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -19,6 +20,8 @@ pub(crate) struct ClusterState {
     pub store: Mutex<Store>,
     pub requests: Mutex<Vec<RequestRecord>>,
     pub faults: Mutex<Vec<ActiveRule>>,
+    /// Requests carried out whose answer is held ([`super::Fault::HoldAfterApplying`]).
+    pub held: AtomicUsize,
 }
 
 impl ClusterState {
@@ -28,6 +31,7 @@ impl ClusterState {
             store: Mutex::new(Store::default()),
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
+            held: AtomicUsize::new(0),
         }
     }
 }
@@ -191,6 +195,12 @@ impl Cluster {
             .lock()
             .expect("faults lock")
             .push(rule.into());
+    }
+
+    /// How many requests were carried out and then held unanswered
+    /// ([`super::Fault::HoldAfterApplying`]).
+    pub fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
     }
 
     /// Removes every fault rule.

@@ -23,6 +23,10 @@ pub enum Fault {
     /// Never answer; the connection stays open until the client gives up (its read
     /// timeout fires) or the harness stops.
     Hang,
+    /// Carry the request out, then never answer (as [`Fault::Hang`]): the moment to kill
+    /// the client between a write and the next. [`Cluster::held`](super::Cluster::held)
+    /// counts the requests carried out and held.
+    HoldAfterApplying,
 }
 
 /// Which requests fail and how. Rules are per cluster; each counts the requests it
@@ -48,6 +52,8 @@ pub struct FaultRule {
     /// Only requests whose target (path, then `?` and the query if any) contains this;
     /// `""` for any.
     pub path_contains: String,
+    /// Only POST, PUT, PATCH and DELETE requests (with `method`, that one only).
+    pub writes_only: bool,
     /// The first matching request that fails, 1-based.
     pub nth: usize,
     /// How many matching requests fail from the `nth` on; `None` for all of them.
@@ -62,6 +68,7 @@ impl Default for FaultRule {
         FaultRule {
             method: None,
             path_contains: String::new(),
+            writes_only: false,
             nth: 1,
             times: Some(1),
             fault: Fault::Status(500),
@@ -90,6 +97,12 @@ impl FaultRule {
         self
     }
 
+    /// Only writes: POST, PUT, PATCH and DELETE.
+    pub fn writes(mut self) -> Self {
+        self.writes_only = true;
+        self
+    }
+
     /// Start failing at the `n`th matching request (1-based).
     pub fn nth(mut self, n: usize) -> Self {
         self.nth = n;
@@ -110,6 +123,7 @@ impl FaultRule {
 
     fn matches(&self, request: &RequestRecord) -> bool {
         self.method.as_ref().is_none_or(|m| *m == request.method)
+            && (!self.writes_only || request.is_write())
             && request.target().contains(&self.path_contains)
     }
 }

@@ -99,6 +99,11 @@ async fn record_and_fault(
             next.run(request).await
         }
         Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::HoldAfterApplying) => {
+            drop(next.run(request).await);
+            state.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending().await
+        }
     }
 }
 

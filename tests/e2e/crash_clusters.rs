@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use meshtrust_testkit::apiserver::{Fault, FaultRule, Harness};
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
-use meshtrust_testkit::{openssl_verify, snapshot, text};
+use meshtrust_testkit::crash::{assert_every_cacerts_version_valid, ders, unb64};
+use meshtrust_testkit::{snapshot, text};
 use serde_json::{Value, json};
 
 const CLUSTERS: [&str; 3] = ["c1", "c2", "c3"];
@@ -43,12 +44,6 @@ fn run(args: &[String]) -> Output {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn unb64(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().unwrap_or_default())
-        .unwrap()
 }
 
 /// The fixed inputs of every run: a root on disk, and a foreign bundle from another root.
@@ -133,32 +128,13 @@ fn bootstrap_args(harness: &Harness, issuer: &[String]) -> Vec<String> {
 }
 
 /// Every version of every cluster's `cacerts` passes `meshtrust verify` and openssl.
-fn assert_every_version_valid(harness: &Harness, scratch: &Path, after: &str) {
+fn assert_every_version_valid(harness: &Harness, after: &str) {
     for c in CLUSTERS {
-        let versions = harness
-            .cluster(c)
-            .history("v1", "Secret", Some("istio-system"), "cacerts");
-        for (i, (_, secret)) in versions.iter().enumerate() {
-            let Some(data) = secret["data"].as_object() else {
-                continue; // a deletion
-            };
-            let dir = tempfile::tempdir_in(scratch).unwrap().keep();
-            for (k, v) in data {
-                std::fs::write(dir.join(k), unb64(v)).unwrap();
-            }
-            let verified = run(&["verify".into(), dir.display().to_string()]);
-            assert!(
-                verified.status.success(),
-                "{after}: version {i} of {c}'s cacerts fails meshtrust verify: {}",
-                text(&verified)
-            );
-            openssl_verify(
-                &dir.join("root-cert.pem"),
-                &dir.join("cert-chain.pem"),
-                &dir.join("ca-cert.pem"),
-            )
-            .unwrap_or_else(|e| panic!("{after}: version {i} of {c}'s cacerts: {e}"));
-        }
+        assert_every_cacerts_version_valid(
+            &harness.cluster(c),
+            Path::new(env!("CARGO_BIN_EXE_meshtrust")),
+            after,
+        );
     }
 }
 
@@ -175,15 +151,6 @@ fn assert_foreign_kept(harness: &Harness, foreign: &Value, after: &str) {
             .map(|s| &s["metadata"]["name"])
             .collect::<Vec<_>>()
     );
-}
-
-/// The DER of every certificate in a PEM bundle.
-fn ders(pem_text: &[u8]) -> Vec<Vec<u8>> {
-    pem::parse_many(pem_text)
-        .unwrap()
-        .into_iter()
-        .map(|p| p.into_contents())
-        .collect()
 }
 
 /// Every cluster's `cacerts` trusts exactly the root in `root`.
@@ -215,7 +182,6 @@ fn kill_after_every_write(inputs: &Inputs, issuer: &[String]) -> Vec<String> {
         .iter()
         .map(|c| (c.to_string(), clean.cluster(c).writes().len()))
         .collect();
-    let scratch = tempfile::tempdir().unwrap();
     let root_before = snapshot(&inputs.root());
     let mut points = Vec::new();
     for (c, count) in &writes {
@@ -248,7 +214,7 @@ fn kill_after_every_write(inputs: &Inputs, issuer: &[String]) -> Vec<String> {
                 "killed after write {k} to {c} ({} {})",
                 write.method, write.path
             );
-            assert_every_version_valid(&harness, scratch.path(), &after);
+            assert_every_version_valid(&harness, &after);
             assert_foreign_kept(&harness, &inputs.foreign, &after);
             assert_eq!(
                 snapshot(&inputs.root()),
@@ -263,7 +229,7 @@ fn kill_after_every_write(inputs: &Inputs, issuer: &[String]) -> Vec<String> {
                 "{after}, the rerun: {}",
                 text(&rerun)
             );
-            assert_every_version_valid(&harness, scratch.path(), &after);
+            assert_every_version_valid(&harness, &after);
             assert_foreign_kept(&harness, &inputs.foreign, &after);
             assert_converged(&harness, &inputs.root(), &after);
             points.push(after);

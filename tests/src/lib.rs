@@ -7,6 +7,7 @@
 
 pub mod apiserver;
 pub mod aws;
+pub mod crash;
 pub mod leaks;
 
 use std::path::{Path, PathBuf};

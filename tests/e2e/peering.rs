@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 
 use base64::Engine;
-use meshtrust_testkit::apiserver::{Cluster, Harness};
+use meshtrust_testkit::apiserver::{Cluster, Fault, FaultRule, Harness, Method};
 use meshtrust_testkit::text;
 use serde_json::{Value, json};
 
@@ -454,6 +454,51 @@ fn link_connects_every_pair_both_ways_with_the_destinations_identity() {
             }
         }
     }
+}
+
+#[test]
+fn a_source_cluster_failing_every_write_holds_up_no_other_and_is_named() {
+    let mesh = Mesh::new(&["c1", "c2", "c3"]);
+    mesh.ready_to_link(&["c1", "c2", "c3"]);
+    mesh.cluster("c1").fail(
+        FaultRule::new(Fault::Status(500))
+            .method(Method::PATCH)
+            .path_contains("/gateways/")
+            .always(),
+    );
+    let out = mesh.run(&["link", "--contexts", "c1,c2,c3"]);
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("not every peer gateway was written")
+            && shown.contains("context c1: ")
+            && shown.contains("500")
+            && shown.contains("written: c2 → c1, c2 → c3, c3 → c1, c3 → c2")
+            && shown.contains("rerun `meshtrust link`"),
+        "{shown}"
+    );
+    for (src, dst) in [("c2", "c1"), ("c2", "c3"), ("c3", "c1"), ("c3", "c2")] {
+        let name = format!("istio-remote-peer-{dst}");
+        assert!(
+            mesh.cluster(src)
+                .get(GW, "Gateway", Some("istio-eastwest"), &name)
+                .is_some(),
+            "{src} → {dst} was written despite c1"
+        );
+    }
+    mesh.cluster("c1").clear_faults();
+    let out = mesh.run(&["link", "--contexts", "c1,c2,c3"]);
+    assert!(out.status.success(), "the rerun: {}", text(&out));
+    assert!(
+        mesh.cluster("c1")
+            .get(
+                GW,
+                "Gateway",
+                Some("istio-eastwest"),
+                "istio-remote-peer-c2"
+            )
+            .is_some()
+    );
 }
 
 #[test]

@@ -145,6 +145,20 @@ pub enum Error {
         refusals: Vec<Error>,
     },
 
+    /// Some source clusters could not be written; the others were. Server-side applies are
+    /// safe to repeat, so a rerun finishes the job.
+    #[error(
+        "not every peer gateway was written:\n  - {}\nwritten: {}; rerun once those clusters are healthy (writes are server-side applies, safe to repeat)",
+        list(failed, "\n  - "),
+        written_list(written)
+    )]
+    LinkIncomplete {
+        /// One [`Error::Cluster`] per source cluster that failed.
+        failed: Vec<Error>,
+        /// The links written, as `from → to`.
+        written: Vec<String>,
+    },
+
     /// A server-side apply conflicts with fields another field manager (e.g. `istioctl`)
     /// owns; nothing was changed.
     #[error(
@@ -201,6 +215,14 @@ impl Error {
             context: context.to_string(),
             error: Box::new(self),
         }
+    }
+}
+
+fn written_list(written: &[String]) -> String {
+    if written.is_empty() {
+        "none".to_string()
+    } else {
+        written.join(", ")
     }
 }
 

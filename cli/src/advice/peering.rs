@@ -48,6 +48,15 @@ pub fn render(e: &Error) -> String {
         Error::LinkRefused { refusals } => {
             format!("nothing was linked:\n  - {}", list(refusals, "\n  - "))
         }
+        Error::LinkIncomplete { failed, written } => format!(
+            "not every peer gateway was written:\n  - {}\nwritten: {}; rerun `meshtrust link` once those clusters are healthy (writes are server-side applies, safe to repeat)",
+            list(failed, "\n  - "),
+            if written.is_empty() {
+                "none".to_string()
+            } else {
+                written.join(", ")
+            }
+        ),
         e => format!("{e}{}", advice(e).unwrap_or_default()),
     }
 }

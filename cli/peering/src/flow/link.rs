@@ -176,16 +176,42 @@ fn refuse(mut refusals: Vec<Error>) -> Result<()> {
     }
 }
 
-/// Writes each peer gateway into its source cluster, creating the gateways' namespace first.
+/// Writes each peer gateway into its source cluster, creating the gateways' namespace
+/// first. Source clusters are written concurrently, so a failing one holds up no other;
+/// [`Error::LinkIncomplete`] names each that failed and the links that were written.
 async fn apply_links(clusters: &[Linkable], links: &[Link], opts: &LinkOptions) -> Result<()> {
+    let mut sources: Vec<&str> = Vec::new();
     for l in links {
-        let client = &find(clusters, &l.from).client;
-        ensure_namespace(client, &opts.namespaces.eastwest)
-            .await
-            .map_err(|e| e.in_cluster(&l.from))?;
-        apply_gateway(client, &l.gateway, opts.force)
-            .await
-            .map_err(|e| e.in_cluster(&l.from))?;
+        if !sources.contains(&l.from.as_str()) {
+            sources.push(&l.from);
+        }
     }
-    Ok(())
+    let results = futures::future::join_all(sources.iter().map(|from| async move {
+        let client = &find(clusters, from).client;
+        ensure_namespace(client, &opts.namespaces.eastwest).await?;
+        for l in links.iter().filter(|l| l.from == *from) {
+            apply_gateway(client, &l.gateway, opts.force).await?;
+        }
+        Ok::<_, Error>(())
+    }))
+    .await;
+    let mut failed = Vec::new();
+    let mut written = Vec::new();
+    for (from, result) in sources.iter().zip(results) {
+        match result {
+            Ok(()) => written.extend(
+                links
+                    .iter()
+                    .filter(|l| l.from == *from)
+                    .map(|l| format!("{} → {}", l.from, l.to)),
+            ),
+            Err(e) => failed.push(e.in_cluster(from)),
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        // One source alone: its own error says it all.
+        1 if written.is_empty() => Err(failed.remove(0)),
+        _ => Err(Error::LinkIncomplete { failed, written }),
+    }
 }

@@ -9,12 +9,22 @@
 #     directory on a loopback port, for the store's suites and two `serve` replicas sharing
 #     it (MESHTRUST_TEST_POSTGRES_URL); stopped when this script exits;
 #   - strace (Debian): kills `root create`, `cacerts` and `demo` at every file-changing
-#     system call in turn (tests/e2e/crash_files.rs).
+#     system call in turn (tests/e2e/crash_files.rs);
+#   - buildah (Debian, 1.28): builds deploy/Containerfile's final stage from the tested
+#     binary into temporary storage (tests/e2e/image.rs); ca-certificates for that image;
+#   - bash, zsh and fish (Debian): parse and run `meshtrust completions` scripts; mandoc
+#     and groff-base (Debian): render `meshtrust man` pages and report their warnings
+#     (tests/e2e/completions.rs);
+#   - prometheus (Debian, 2.42) for promtool: checks and unit-tests the alert rules of
+#     deploy/monitoring (tests/e2e/monitoring.rs);
+#   - helm-python-sdk (PyPI, in .venv): Helm v4's Go SDK as a native library, the real Helm
+#     engine that lints and renders deploy/helm/meshtrust (tests/helm/chart.rs).
 # Extra arguments are passed to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION=5.2.5
+HELM_SDK_VERSION=0.2.2
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -24,15 +34,28 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
 }
 
-command -v openssl >/dev/null 2>&1 || apt_install openssl
-command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
-command -v curl >/dev/null 2>&1 || apt_install curl
-command -v jq >/dev/null 2>&1 || apt_install jq
-# The crash suites' killer: SIGKILL injected at each file-changing system call.
-command -v strace >/dev/null 2>&1 || apt_install strace
-
+# What is missing is installed in one apt-get run (one index update on a fresh machine).
+# Versions are Debian 12's release series; a missing tool fails its suite.
+missing=()
+need() { # need COMMAND-OR-TEST PACKAGE
+  if [[ $1 == /* ]]; then [ -e "$1" ] || missing+=("$2"); else command -v "$1" >/dev/null 2>&1 || missing+=("$2"); fi
+}
+need openssl openssl
+need python3 python3
+need curl curl
+need jq jq
+need strace strace                     # the crash suites' killer (e2e_crash_files)
+need buildah 'buildah=1.28.*'          # e2e_image
+need /etc/ssl/certs/ca-certificates.crt ca-certificates
+need zsh 'zsh=5.9*'                    # e2e_completions
+need fish 'fish=3.6.*'
+need mandoc 'mandoc=1.14.*'
+need groff groff-base
+need promtool 'prometheus=2.42.*'      # e2e_monitoring
 PG_BIN=/usr/lib/postgresql/15/bin
-[ -x "$PG_BIN/initdb" ] || apt_install postgresql
+need "$PG_BIN/initdb" postgresql
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
 PG_DIR=$(mktemp -d /tmp/meshtrust-pg.XXXXXX)
 PG_PORT=$((20000 + RANDOM % 20000))
 as_postgres() {
@@ -49,10 +72,12 @@ as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
   -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
 export MESHTRUST_TEST_POSTGRES_URL="postgres://meshtrust@127.0.0.1:$PG_PORT/postgres"
 
-if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+# Both packages at their versions, else the virtualenv is made anew (so an older one is upgraded).
+if ! .venv/bin/python -c "import moto, helm_python, sys; sys.exit(moto.__version__ != '$MOTO_VERSION' or helm_python.__version__ != '$HELM_SDK_VERSION')" 2>/dev/null; then
   rm -rf .venv
   python3 -m venv .venv 2>/dev/null || { apt_install python3-venv; python3 -m venv .venv; }
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    "helm-python-sdk==$HELM_SDK_VERSION"
 fi
 
 cargo test --workspace --locked "$@"
@@ -61,7 +86,7 @@ cargo test --workspace --locked "$@"
 # keeps every dependency's features as in the run above, so only meshtrust-cli is rebuilt
 # (with -p alone, the AWS SDK and its crypto crates would be built a second time).
 # The service suites move the service's clock the same way.
-cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller --test e2e_service --test e2e_service_api "$@"
+cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller --test e2e_crash_controller --test e2e_operator_verbs --test e2e_service --test e2e_service_api "$@"
 # Coverage-guided fuzzing of the parsers, bounded: 20 s per target from its seed corpus
 # (tests/fuzz/smoke.sh installs cargo-fuzz when missing; docs/testing.md#fuzzing).
 tests/fuzz/smoke.sh 20

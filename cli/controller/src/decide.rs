@@ -5,16 +5,18 @@
 
 use kube::runtime::events::EventType;
 use meshtrust_ca::{
-    Backoff, BundleFiles, IntermediateParams, Reissue, ReissueReason, RenewalPolicy, TrustBundle,
-    VerifyOptions, reissue_reason, verify_bundle,
+    Backoff, BundleFiles, IntermediateParams, RenewalPolicy, TrustBundle, VerifyOptions,
+    reissue_reason, verify_bundle,
 };
 use time::OffsetDateTime;
 
+pub use crate::cause::Cause;
 use crate::crd::{
-    ClusterStatus, Condition, ConditionStatus, find_condition, parse_timestamp, set_condition,
-    timestamp,
+    ClusterStatus, Condition, ConditionStatus, RenewalRequest, find_condition, parse_timestamp,
+    set_condition, timestamp,
 };
 use crate::reason::Reason;
+use crate::request::{Requested, requested};
 
 /// What is known about one cluster at the start of a round.
 pub struct Inputs<'a> {
@@ -36,6 +38,8 @@ pub struct Inputs<'a> {
     pub now: OffsetDateTime,
     /// The MeshTrust's generation, for conditions.
     pub generation: Option<i64>,
+    /// The MeshTrust's renewal request (`meshtrust renew`), if any.
+    pub request: Option<&'a RenewalRequest>,
 }
 
 /// Something to tell about a cluster: an Event, and whether it counts as a failed
@@ -73,23 +77,36 @@ pub enum Decision {
     /// Issue a new intermediate; `status` is the starting point for [`issued`] or [`failed`].
     Issue {
         /// Why.
-        reissue: Reissue,
+        cause: Cause,
         /// The status carried over from the last round.
         status: ClusterStatus,
     },
 }
 
 /// Decides what to do with one cluster: unreachable → report and retry after the backoff
-/// base; nothing to reissue → Ready; a reissue within the backoff delay of the last failure
-/// → wait; otherwise → issue. A bundle that is only due for renewal still serves, so it
-/// stays Ready while its renewal is pending.
+/// base; nothing to reissue and no renewal request for the intermediate it holds → Ready; a
+/// reissue within the backoff delay of the last failure → wait; otherwise → issue. A bundle
+/// that is only due for renewal (or whose renewal was requested) still serves, so it stays
+/// Ready while its renewal is pending.
 pub fn decide(i: &Inputs<'_>) -> Decision {
     let mut status = carried_over(i.name, i.previous);
     let held = match &i.held {
         Ok(h) => *h,
         Err(message) => return Decision::Done(unreachable(status, message, i)),
     };
-    let Some(reissue) = reissue_reason(held, i.params, i.roots, i.policy, i.now) else {
+    let reissue = reissue_reason(held, i.params, i.roots, i.policy, i.now);
+    let held_serial = held.and_then(|f| verify_bundle(f, &VerifyOptions::at(i.now)).ca_cert);
+    let held_serial = held_serial.map(|c| c.serial);
+    let recorded = status.renewal_request.as_ref();
+    let cause = match requested(i.request, i.name, held_serial.as_deref(), recorded, i.now) {
+        Requested::Reissue(record) => Some(Cause::with_request(reissue, record, i.name)),
+        Requested::AlreadyDone(record) => {
+            status.renewal_request = Some(record);
+            reissue.map(Cause::reissue)
+        }
+        Requested::Nothing => reissue.map(Cause::reissue),
+    };
+    let Some(cause) = cause else {
         describe(&mut status, held, i.policy, i.now);
         status.failed_issuance_attempts = 0;
         status.last_error = None;
@@ -119,30 +136,46 @@ pub fn decide(i: &Inputs<'_>) -> Decision {
             describe(&mut status, held, i.policy, i.now);
             let message = format!(
                 "{}; retrying after {} (attempt {})",
-                reissue.message,
+                cause.message,
                 timestamp(retry),
                 attempts + 1
             );
-            return Decision::Done(pending(status, &reissue, message, retry, i, None, vec![]));
+            return Decision::Done(pending(status, &cause, message, retry, i, None, vec![]));
         }
     }
-    Decision::Issue { reissue, status }
+    Decision::Issue { cause, status }
 }
 
 /// The outcome of a successful issuance and delivery of `files`.
 pub fn issued(
     mut status: ClusterStatus,
-    reissue: &Reissue,
+    cause: &Cause,
     files: &BundleFiles,
     i: &Inputs<'_>,
 ) -> Outcome {
     let message = format!(
         "cluster {}: issued a new intermediate ({}: {})",
         i.name,
-        reissue.reason.as_str(),
-        reissue.message
+        cause.reason.as_str(),
+        cause.message
     );
     describe(&mut status, Some(files), i.policy, i.now);
+    let mut events = Vec::new();
+    if let Some(mut record) = cause.request.clone() {
+        record.serial = status.serial.clone();
+        events.push(Notice {
+            type_: EventType::Normal,
+            reason: Reason::RenewalRequested,
+            note: format!(
+                "cluster {}: renewal request {} carried out: serial {} replaced by {}",
+                i.name,
+                record.id,
+                record.replaced_serial,
+                record.serial.as_deref().unwrap_or("-")
+            ),
+        });
+        status.renewal_request = Some(record);
+    }
     status.failed_issuance_attempts = 0;
     status.last_error = None;
     set_condition(
@@ -155,19 +188,22 @@ pub fn issued(
             i.generation,
         ),
     );
-    let event = Notice {
-        type_: EventType::Normal,
-        reason: Reason::Issued,
-        note: message,
-    };
-    up_to_date(status, i.now, i.generation, vec![event])
+    events.insert(
+        0,
+        Notice {
+            type_: EventType::Normal,
+            reason: Reason::Issued,
+            note: message,
+        },
+    );
+    up_to_date(status, i.now, i.generation, events)
 }
 
 /// The outcome of a failed issuance or delivery (`message` says why): counted, retried
 /// after the backoff, Ready only while the old bundle still serves.
 pub fn failed(
     mut status: ClusterStatus,
-    reissue: &Reissue,
+    cause: &Cause,
     message: String,
     i: &Inputs<'_>,
 ) -> Outcome {
@@ -184,7 +220,7 @@ pub fn failed(
     };
     pending(
         status,
-        reissue,
+        cause,
         message,
         retry,
         i,
@@ -201,6 +237,7 @@ fn carried_over(name: &str, prev: Option<&ClusterStatus>) -> ClusterStatus {
         last_failure_time: prev.and_then(|p| p.last_failure_time.clone()),
         last_error: prev.and_then(|p| p.last_error.clone()),
         conditions: prev.map(|p| p.conditions.clone()).unwrap_or_default(),
+        renewal_request: prev.and_then(|p| p.renewal_request.clone()),
         ..ClusterStatus::default()
     }
 }
@@ -256,7 +293,7 @@ fn up_to_date(
 /// A reissue that has not happened yet (waiting for the backoff, or just failed).
 fn pending(
     mut status: ClusterStatus,
-    reissue: &Reissue,
+    cause: &Cause,
     issuing_message: String,
     retry: OffsetDateTime,
     i: &Inputs<'_>,
@@ -267,14 +304,14 @@ fn pending(
         &mut status.conditions,
         Condition::issuing(
             true,
-            reissue.reason.as_str(),
+            cause.reason.as_str(),
             issuing_message,
             i.now,
             i.generation,
         ),
     );
     // Still serving while renewing: Ready stays True until the bundle is actually bad.
-    let serving = reissue.reason == ReissueReason::Renewing;
+    let serving = cause.serving;
     let ready = if serving {
         Condition::ready(
             true,
@@ -289,8 +326,8 @@ fn pending(
     } else {
         Condition::ready(
             false,
-            reissue.reason.as_str(),
-            reissue.message.clone(),
+            cause.reason.as_str(),
+            cause.message.clone(),
             i.now,
             i.generation,
         )
@@ -315,6 +352,7 @@ pub fn describe(
     let Some(files) = files else { return };
     let report = verify_bundle(files, &VerifyOptions::at(now));
     status.trusted_roots = report.root_fingerprints.clone();
+    status.issuing_root = report.anchor_fingerprint.clone();
     if let Some(c) = &report.ca_cert {
         status.not_before = Some(timestamp(c.not_before));
         status.not_after = Some(timestamp(c.not_after));

@@ -2,13 +2,16 @@
 
 use meshtrust_ca::{
     Backoff, BundleFiles, BundleFormat, ClusterName, IntermediateParams, PrivateKey, ReissueReason,
-    RenewalPolicy, RootCa, RootParams,
+    RenewalPolicy, RootCa, RootParams, VerifyOptions, verify_bundle,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::crd::{ClusterStatus, Condition, ConditionStatus, find_condition, timestamp};
+use crate::crd::{
+    ClusterStatus, Condition, ConditionStatus, RenewalRecord, RenewalRequest, find_condition,
+    timestamp,
+};
 
 const T0: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
@@ -181,10 +184,11 @@ fn per_cluster_decisions() {
             backoff: &BACKOFF,
             now: T0,
             generation: Some(1),
+            request: None,
         };
         match (decide(&inputs), want) {
-            (Decision::Issue { reissue, status }, Want::Issue(reason)) => {
-                assert_eq!(reissue.reason, reason, "{case}");
+            (Decision::Issue { cause, status }, Want::Issue(reason)) => {
+                assert_eq!(cause.reason, Reason::from(reason), "{case}");
                 assert_eq!(
                     status.failed_issuance_attempts,
                     previous.map_or(0, |p| p.failed_issuance_attempts),
@@ -226,6 +230,7 @@ fn nothing_to_do_keeps_the_record_of_the_last_issuance_or_says_up_to_date() {
             backoff: &BACKOFF,
             now: T0,
             generation: Some(1),
+            request: None,
         };
         let Decision::Done(o) = decide(&inputs) else {
             panic!("nothing to issue")
@@ -254,13 +259,14 @@ fn outcomes_of_an_issuance() {
         backoff: &BACKOFF,
         now: T0,
         generation: Some(1),
+        request: None,
     };
 
     let renewing = inputs(Some(&due));
-    let Decision::Issue { reissue, status } = decide(&renewing) else {
+    let Decision::Issue { cause, status } = decide(&renewing) else {
         panic!("due for renewal")
     };
-    let ok = issued(status.clone(), &reissue, &new, &renewing);
+    let ok = issued(status.clone(), &cause, &new, &renewing);
     assert_eq!(
         ok.status.failed_issuance_attempts, 0,
         "a success resets the failures"
@@ -278,7 +284,7 @@ fn outcomes_of_an_issuance() {
 
     let bad = failed(
         status,
-        &reissue,
+        &cause,
         "cannot create istio-system/cacerts".into(),
         &renewing,
     );
@@ -302,14 +308,230 @@ fn outcomes_of_an_issuance() {
     );
 
     let missing = inputs(None);
-    let Decision::Issue { reissue, status } = decide(&missing) else {
+    let Decision::Issue { cause, status } = decide(&missing) else {
         panic!("no bundle")
     };
-    let bad = failed(status, &reissue, "refused".into(), &missing);
+    let bad = failed(status, &cause, "refused".into(), &missing);
     let ready = find_condition(&bad.status.conditions, Condition::READY).unwrap();
     assert_eq!(
         (ready.status, ready.reason.as_str()),
         (ConditionStatus::False, "DoesNotExist"),
         "a failed first issuance is not ready"
+    );
+}
+
+/// The serial of a bundle's CA certificate, as status reports it.
+fn serial(files: &BundleFiles) -> String {
+    verify_bundle(files, &VerifyOptions::at(T0))
+        .ca_cert
+        .unwrap()
+        .serial
+}
+
+fn renewal_request(cluster: &str, serial: &str) -> RenewalRequest {
+    RenewalRequest {
+        id: "r-1".into(),
+        requested_at: timestamp(T0 - Duration::minutes(1)),
+        clusters: [(cluster.to_string(), serial.to_string())].into(),
+    }
+}
+
+#[test]
+fn renewal_request_decisions() {
+    let root = root();
+    let other = RootParams::default()
+        .self_signed(T0 - Duration::days(400))
+        .unwrap();
+    let fresh = bundle(&root, T0 - Duration::days(1));
+    let due = bundle(&root, T0 - Duration::days(70));
+    let foreign = bundle(&other, T0 - Duration::days(1));
+    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    let roots = root.trust_bundle();
+    let for_fresh = renewal_request("cluster1", &serial(&fresh));
+    let for_due = renewal_request("cluster1", &serial(&due));
+    let for_foreign = renewal_request("cluster1", &serial(&foreign));
+    let for_other_cluster = renewal_request("cluster2", &serial(&fresh));
+    let on_record = ClusterStatus {
+        name: "cluster1".into(),
+        renewal_request: Some(RenewalRecord {
+            id: "r-1".into(),
+            replaced_serial: serial(&due),
+            completed_at: timestamp(T0 - Duration::seconds(30)),
+            ..RenewalRecord::default()
+        }),
+        ..ClusterStatus::default()
+    };
+    let last_failure = T0 - Duration::seconds(5);
+    /// (case, held, request, previous status, the reason issued for (None: nothing issued),
+    /// whether the request is on record afterwards, Ready).
+    type Case<'a> = (
+        &'a str,
+        &'a BundleFiles,
+        &'a RenewalRequest,
+        Option<ClusterStatus>,
+        Option<Reason>,
+        bool,
+        ConditionStatus,
+    );
+    use ConditionStatus::True;
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "a requested renewal of a current intermediate reissues it",
+            &fresh,
+            &for_fresh,
+            None,
+            Some(Reason::RenewalRequested),
+            false,
+            True,
+        ),
+        (
+            "a requested renewal wins over a renewal that is merely due",
+            &due,
+            &for_due,
+            None,
+            Some(Reason::RenewalRequested),
+            false,
+            True,
+        ),
+        (
+            "a stronger reason to reissue keeps its reason and carries the request out too",
+            &foreign,
+            &for_foreign,
+            None,
+            Some(Reason::Reissue(ReissueReason::IncorrectIssuer)),
+            false,
+            True,
+        ),
+        (
+            "a request for another cluster issues nothing here",
+            &fresh,
+            &for_other_cluster,
+            None,
+            None,
+            false,
+            True,
+        ),
+        (
+            "a request naming an intermediate no longer held issues nothing and is recorded as done",
+            &fresh,
+            &for_due,
+            None,
+            None,
+            true,
+            True,
+        ),
+        (
+            "a request already on record issues nothing",
+            &fresh,
+            &for_due,
+            Some(on_record),
+            None,
+            true,
+            True,
+        ),
+        (
+            "a requested renewal within the backoff delay of a failure waits and stays ready",
+            &fresh,
+            &for_fresh,
+            Some(failing(1, last_failure)),
+            None,
+            false,
+            True,
+        ),
+    ];
+    for (case, held, request, previous, want, recorded, ready) in cases {
+        let inputs = Inputs {
+            name: "cluster1",
+            held: Ok(Some(held)),
+            params: &params,
+            roots: &roots,
+            policy: &RenewalPolicy::Default,
+            previous: previous.as_ref(),
+            backoff: &BACKOFF,
+            now: T0,
+            generation: Some(1),
+            request: Some(request),
+        };
+        match (decide(&inputs), want) {
+            (Decision::Issue { cause, status }, Some(reason)) => {
+                assert_eq!(cause.reason, reason, "{case}");
+                let r = cause
+                    .request
+                    .as_ref()
+                    .expect("the request travels with the issuance");
+                assert_eq!(r.replaced_serial, serial(held), "{case}");
+                assert_eq!(status.renewal_request.is_some(), recorded, "{case}");
+            }
+            (Decision::Done(o), None) => {
+                assert_eq!(o.status.renewal_request.is_some(), recorded, "{case}");
+                let c = find_condition(&o.status.conditions, Condition::READY).unwrap();
+                assert_eq!(c.status, ready, "{case}: {c:?}");
+                assert!(o.events.is_empty(), "{case}: nothing happened to tell");
+            }
+            (d, _) => panic!("{case}: unexpected decision {d:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_requested_renewal_is_recorded_told_and_carried_out_once() {
+    let root = root();
+    let fresh = bundle(&root, T0 - Duration::days(1));
+    let new = bundle(&root, T0);
+    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
+    let roots = root.trust_bundle();
+    let request = renewal_request("cluster1", &serial(&fresh));
+    let inputs = |held, previous| Inputs {
+        name: "cluster1",
+        held: Ok(Some(held)),
+        params: &params,
+        roots: &roots,
+        policy: &RenewalPolicy::Default,
+        previous,
+        backoff: &BACKOFF,
+        now: T0,
+        generation: Some(1),
+        request: Some(&request),
+    };
+    let first = inputs(&fresh, None);
+    let Decision::Issue { cause, status } = decide(&first) else {
+        panic!("the request asks for a reissue")
+    };
+    let done = issued(status.clone(), &cause, &new, &first);
+    let record = done.status.renewal_request.clone().expect("recorded");
+    assert_eq!(
+        (
+            record.id.as_str(),
+            record.replaced_serial.clone(),
+            record.serial.clone()
+        ),
+        ("r-1", serial(&fresh), Some(serial(&new)))
+    );
+    assert!(record.reissued);
+    let reasons: Vec<Reason> = done.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, [Reason::Issued, Reason::RenewalRequested]);
+    assert!(
+        done.events[1].note.contains("r-1"),
+        "{}",
+        done.events[1].note
+    );
+    let issuing = find_condition(&done.status.conditions, Condition::ISSUING).unwrap();
+    assert!(issuing.message.contains("RenewalRequested"), "{issuing:?}");
+
+    // The next round sees the new intermediate: nothing more to do, the record stays.
+    let again = inputs(&new, Some(&done.status));
+    let Decision::Done(o) = decide(&again) else {
+        panic!("a request is carried out once")
+    };
+    assert_eq!(o.status.renewal_request, Some(record));
+
+    // A failed attempt is retried after the backoff while the old bundle serves.
+    let bad = failed(status, &cause, "refused".into(), &first);
+    let ready = find_condition(&bad.status.conditions, Condition::READY).unwrap();
+    assert_eq!(ready.status, ConditionStatus::True, "{ready:?}");
+    let issuing = find_condition(&bad.status.conditions, Condition::ISSUING).unwrap();
+    assert_eq!(
+        (issuing.status, issuing.reason.as_str()),
+        (ConditionStatus::True, "RenewalRequested")
     );
 }

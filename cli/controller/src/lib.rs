@@ -5,7 +5,8 @@
 //! expiry and rotates the root with zero downtime.
 //!
 //! The house rule is *decide purely, then carry out*: [`decide`] says what to do with one
-//! cluster from `(spec, what it holds, trusted roots, policy, backoff state, now)`, [`round`]
+//! cluster from `(spec, what it holds, trusted roots, policy, backoff state, renewal
+//! request, now)`, [`round`]
 //! plans a whole round (its kind, the status it leaves, when to look again), and
 //! `meshtrust_ca::plan_rotation` plans rotation steps; [`reconcile`] only reads, carries the
 //! decisions out through `meshtrust_kube`, and writes the status (server-side apply, one
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cause;
 mod context;
 pub mod crd;
 pub mod decide;
@@ -33,6 +35,7 @@ mod metrics;
 mod reason;
 pub mod reconcile;
 mod report;
+mod request;
 mod requeue;
 mod rotate;
 pub mod round;

@@ -2,9 +2,13 @@
 //!
 //! One [`Metrics`] value owns the registry; the reconciler records per-cluster certificate
 //! times and readiness, counts reconciles and their failures and times each with a
-//! [`ReconcileTimer`]; the server encodes it for `GET /metrics`. Names follow cert-manager's
+//! [`ReconcileTimer`], and records the phase of each root rotation and since when; the
+//! server encodes it for `GET /metrics`. Names follow cert-manager's
 //! (`certificate_expiration_timestamp_seconds`, `certificate_ready_status`), with the
 //! `meshtrust_` prefix.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use meshtrust_issuer::Clock;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,7 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -41,6 +45,12 @@ struct ReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RotationLabels {
+    meshtrust: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     reason: String,
 }
@@ -54,64 +64,77 @@ pub struct Metrics {
     ready: Family<ReadyLabels, Gauge>,
     reconciles: Counter,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    issued: Family<ErrorLabels, Counter>,
     reconcile_duration: Histogram,
     is_leader: Gauge,
+    rotation_phase_started: Family<RotationLabels, Gauge>,
+    /// The phase each MeshTrust's series above is labelled with.
+    rotation_phases: Mutex<HashMap<String, String>>,
+}
+
+/// A metric's name (without the `meshtrust_` prefix, the unit and `_total`) and its help.
+type Described = (&'static str, &'static str);
+
+const EXPIRATION: Described = (
+    "certificate_expiration_timestamp",
+    "The date after which the cluster's intermediate CA certificate expires (notAfter), in Unix seconds",
+);
+const RENEWAL: Described = (
+    "certificate_renewal_timestamp",
+    "The date after which the controller renews the cluster's intermediate CA certificate, in Unix seconds",
+);
+const READY: Described = (
+    "certificate_ready_status",
+    "The status of the cluster's Ready condition: 1 for the condition status that holds, 0 for the others",
+);
+const RECONCILES: Described = ("reconcile", "Reconciliations started");
+const RECONCILE_ERRORS: Described = ("reconcile_errors", "Reconciliations that failed, by reason");
+const ISSUED: Described = (
+    "intermediates_issued",
+    "Intermediates issued and delivered outside a root rotation, by the reason they were issued",
+);
+const RECONCILE_DURATION: Described = ("reconcile_duration", "How long reconciliations took");
+const IS_LEADER: Described = (
+    "is_leader",
+    "1 while this replica holds the leader Lease, 0 otherwise",
+);
+const ROTATION_PHASE_STARTED: Described = (
+    "rotation_phase_started_timestamp",
+    "When this replica first saw the MeshTrust's root rotation in its current phase (the phase label), in Unix seconds",
+);
+
+/// `metric`, registered in `registry`.
+fn plain<M: Metric + Clone>(registry: &mut Registry, (name, help): Described, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// `metric`, registered in `registry` in seconds (the name gets `_seconds`).
+fn in_seconds<M: Metric + Clone>(registry: &mut Registry, (name, help): Described, metric: M) -> M {
+    registry.register_with_unit(name, help, Unit::Seconds, metric.clone());
+    metric
 }
 
 impl Default for Metrics {
     /// Every metric registered, none with a value yet (`is_leader` is 0).
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("meshtrust");
-        let expiration = Family::<ClusterLabels, Gauge>::default();
-        registry.register_with_unit(
-            "certificate_expiration_timestamp",
-            "The date after which the cluster's intermediate CA certificate expires (notAfter), in Unix seconds",
-            Unit::Seconds,
-            expiration.clone(),
-        );
-        let renewal = Family::<ClusterLabels, Gauge>::default();
-        registry.register_with_unit(
-            "certificate_renewal_timestamp",
-            "The date after which the controller renews the cluster's intermediate CA certificate, in Unix seconds",
-            Unit::Seconds,
-            renewal.clone(),
-        );
-        let ready = Family::<ReadyLabels, Gauge>::default();
-        registry.register(
-            "certificate_ready_status",
-            "The status of the cluster's Ready condition: 1 for the condition status that holds, 0 for the others",
-            ready.clone(),
-        );
-        let reconciles = Counter::default();
-        registry.register("reconcile", "Reconciliations started", reconciles.clone());
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register(
-            "reconcile_errors",
-            "Reconciliations that failed, by reason",
-            reconcile_errors.clone(),
-        );
-        let reconcile_duration = Histogram::new(DURATION_BUCKETS);
-        registry.register_with_unit(
-            "reconcile_duration",
-            "How long reconciliations took",
-            Unit::Seconds,
-            reconcile_duration.clone(),
-        );
-        let is_leader = Gauge::default();
-        registry.register(
-            "is_leader",
-            "1 while this replica holds the leader Lease, 0 otherwise",
-            is_leader.clone(),
-        );
+        let mut r = Registry::with_prefix("meshtrust");
         Metrics {
-            registry,
-            expiration,
-            renewal,
-            ready,
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            is_leader,
+            expiration: in_seconds(&mut r, EXPIRATION, Family::default()),
+            renewal: in_seconds(&mut r, RENEWAL, Family::default()),
+            ready: plain(&mut r, READY, Family::default()),
+            reconciles: plain(&mut r, RECONCILES, Counter::default()),
+            reconcile_errors: plain(&mut r, RECONCILE_ERRORS, Family::default()),
+            issued: plain(&mut r, ISSUED, Family::default()),
+            reconcile_duration: in_seconds(
+                &mut r,
+                RECONCILE_DURATION,
+                Histogram::new(DURATION_BUCKETS),
+            ),
+            is_leader: plain(&mut r, IS_LEADER, Gauge::default()),
+            rotation_phase_started: in_seconds(&mut r, ROTATION_PHASE_STARTED, Family::default()),
+            rotation_phases: Mutex::default(),
+            registry: r,
         }
     }
 }
@@ -181,9 +204,48 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an intermediate issued and delivered for `reason` (the reason also used in
+    /// conditions and events).
+    pub fn intermediate_issued(&self, reason: Reason) {
+        self.issued
+            .get_or_create(&ErrorLabels {
+                reason: reason.as_str().to_string(),
+            })
+            .inc();
+    }
+
     /// Records whether this replica holds the leader Lease.
     pub fn set_leader(&self, leading: bool) {
         self.is_leader.set(i64::from(leading));
+    }
+
+    /// Records the phase of `meshtrust`'s root rotation as of `now` (`None`: no rotation).
+    /// The series keeps the time the phase was first recorded while the phase stays the
+    /// same; a new phase replaces it, and no rotation removes it.
+    pub fn record_rotation(&self, meshtrust: &str, phase: Option<&str>, now: OffsetDateTime) {
+        let mut phases = self
+            .rotation_phases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let previous = phases.get(meshtrust).map(String::as_str);
+        if previous == phase {
+            return;
+        }
+        if let Some(old) = previous {
+            self.rotation_phase_started
+                .remove(&rotation_labels(meshtrust, old));
+        }
+        match phase {
+            Some(new) => {
+                self.rotation_phase_started
+                    .get_or_create(&rotation_labels(meshtrust, new))
+                    .set(now.unix_timestamp());
+                phases.insert(meshtrust.to_string(), new.to_string());
+            }
+            None => {
+                phases.remove(meshtrust);
+            }
+        }
     }
 
     /// Every metric in the OpenMetrics text format, ending with `# EOF`.
@@ -214,6 +276,13 @@ impl Drop for ReconcileTimer {
 fn cluster_labels(cluster: &str) -> ClusterLabels {
     ClusterLabels {
         cluster: cluster.to_string(),
+    }
+}
+
+fn rotation_labels(meshtrust: &str, phase: &str) -> RotationLabels {
+    RotationLabels {
+        meshtrust: meshtrust.to_string(),
+        phase: phase.to_string(),
     }
 }
 

@@ -177,10 +177,78 @@ fn failures_are_counted_by_reason() {
 }
 
 #[test]
+fn issuances_are_counted_by_the_reason_they_were_issued_for() {
+    let m = Metrics::default();
+    m.intermediate_issued(Reason::RenewalRequested);
+    m.intermediate_issued(Reason::Reissue(meshtrust_ca::ReissueReason::Renewing));
+    m.intermediate_issued(Reason::RenewalRequested);
+    assert!(has(
+        &m,
+        r#"meshtrust_intermediates_issued_total{reason="RenewalRequested"} 2"#
+    ));
+    assert!(has(
+        &m,
+        r#"meshtrust_intermediates_issued_total{reason="Renewing"} 1"#
+    ));
+}
+
+#[test]
 fn leadership_flips_the_is_leader_gauge() {
     let m = Metrics::default();
     m.set_leader(true);
     assert!(has(&m, "meshtrust_is_leader 1"));
     m.set_leader(false);
     assert!(has(&m, "meshtrust_is_leader 0"));
+}
+
+#[test]
+fn a_rotation_phase_keeps_the_time_it_was_first_recorded() {
+    let m = Metrics::default();
+    let t0 = datetime!(2027-01-01 00:00:00 UTC);
+    m.record_rotation("mesh", Some("AddNewRoot"), t0);
+    m.record_rotation("mesh", Some("AddNewRoot"), t0 + time::Duration::hours(2));
+    assert!(has(
+        &m,
+        r#"meshtrust_rotation_phase_started_timestamp_seconds{meshtrust="mesh",phase="AddNewRoot"} 1798761600"#
+    ));
+    let text = m.encode();
+    assert!(
+        text.contains("# TYPE meshtrust_rotation_phase_started_timestamp_seconds gauge\n")
+            && text.contains("# UNIT meshtrust_rotation_phase_started_timestamp_seconds seconds\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_new_rotation_phase_replaces_the_old_one_and_no_rotation_removes_it() {
+    let m = Metrics::default();
+    let t0 = datetime!(2027-01-01 00:00:00 UTC);
+    m.record_rotation("mesh", Some("AddNewRoot"), t0);
+    m.record_rotation("other", Some("Blocked"), t0);
+    m.record_rotation(
+        "mesh",
+        Some("ReissueIntermediates"),
+        t0 + time::Duration::hours(1),
+    );
+    let text = m.encode();
+    assert!(!text.contains("AddNewRoot"), "{text}");
+    assert!(has(
+        &m,
+        r#"meshtrust_rotation_phase_started_timestamp_seconds{meshtrust="mesh",phase="ReissueIntermediates"} 1798765200"#
+    ));
+    m.record_rotation("mesh", None, t0 + time::Duration::hours(2));
+    let text = m.encode();
+    assert!(!text.contains(r#"meshtrust="mesh""#), "{text}");
+    assert!(
+        has(
+            &m,
+            r#"meshtrust_rotation_phase_started_timestamp_seconds{meshtrust="other",phase="Blocked"} 1798761600"#
+        ),
+        "another MeshTrust's rotation is kept: {text}"
+    );
+    m.record_rotation("mesh", Some("AddNewRoot"), t0 + time::Duration::hours(3));
+    assert!(has(
+        &m,
+        r#"meshtrust_rotation_phase_started_timestamp_seconds{meshtrust="mesh",phase="AddNewRoot"} 1798772400"#
+    ));
 }

@@ -30,6 +30,8 @@ pub enum Reason {
     IssuanceFailed,
     /// The intermediate is current; nothing to issue.
     UpToDate,
+    /// An operator asked for the intermediate to be replaced now (`meshtrust renew`).
+    RenewalRequested,
     /// A rotation step was written.
     RootRotation,
     /// A rotation step failed in one cluster.
@@ -57,6 +59,7 @@ impl Reason {
             Reason::Issued => "Issued",
             Reason::IssuanceFailed => "IssuanceFailed",
             Reason::UpToDate => "UpToDate",
+            Reason::RenewalRequested => "RenewalRequested",
             Reason::RootRotation => "RootRotation",
             Reason::RotationFailed => "RotationFailed",
             Reason::RotationBlocked => "RotationBlocked",
@@ -101,6 +104,7 @@ mod tests {
             Reason::Issued,
             Reason::IssuanceFailed,
             Reason::UpToDate,
+            Reason::RenewalRequested,
             Reason::RootRotation,
             Reason::RotationFailed,
             Reason::RotationBlocked,

@@ -14,7 +14,7 @@ use meshtrust_issuer::Issuer;
 use time::OffsetDateTime;
 
 use crate::context::{CONCURRENCY, Context};
-use crate::crd::{MeshTrust, MeshTrustStatus, RotationStatus};
+use crate::crd::{MeshTrust, MeshTrustStatus, RenewalRequest, RotationStatus};
 use crate::decide::{Decision, Inputs, Outcome, decide, failed, issued};
 use crate::deliver::issue_and_deliver;
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ use crate::report::{carry_out, notice, publish, write_status};
 use crate::requeue::Requeue;
 use crate::rotate::{RotationRound, rotate};
 use crate::round::{self, RotationNext, RoundKind, Spec};
-use crate::signers::Signers;
+use crate::signers::{Rotation, Signers};
 
 /// Reconciles one `MeshTrust` (kube-runtime's entry point).
 pub async fn reconcile(mt: Arc<MeshTrust>, ctx: Arc<Context>) -> Result<Action> {
@@ -113,6 +113,16 @@ async fn work(
         }
     }
     let spec = Spec::from(mt)?;
+    if let Some(Err(e)) = RenewalRequest::of(mt) {
+        let note = format!("{e}: ignored, nothing is renewed on request until it is replaced");
+        tracing::warn!(meshtrust = %mt.metadata.name.as_deref().unwrap_or_default(), "{note}");
+        publish(
+            ctx,
+            mt,
+            &notice(EventType::Warning, Reason::RenewalRequested, note),
+        )
+        .await;
+    }
     let members = read_members(ctx, mt).await?;
     let (rotation, outcomes, rotation_next) =
         rotate_or_renew(ctx, mt, &spec, &members, signers, previous, now).await;
@@ -159,19 +169,26 @@ async fn rotate_or_renew(
             message,
             outcomes,
             next,
-        } => (
-            Some(round::rotation_in_progress(previous, phase, message, now)),
-            outcomes,
-            Some(next),
-        ),
+        } => {
+            let status = round::rotation_in_progress(previous, phase, message, now);
+            (Some(with_roots(status, r)), outcomes, Some(next))
+        }
         // Every cluster is on the new root: renew from it from now on.
         RotationRound::Finished => {
             let issuer = Arc::clone(&r.new) as Arc<dyn Issuer>;
             let roots = r.new.root().trust_bundle();
             let outcomes = renew_all(ctx, spec, members, issuer, roots, previous, now).await;
-            (Some(round::rotation_complete(previous)), outcomes, None)
+            let status = round::rotation_complete(previous);
+            (Some(with_roots(status, r)), outcomes, None)
         }
     }
+}
+
+/// `status` naming the two roots of rotation `r` by fingerprint.
+fn with_roots(mut status: RotationStatus, r: &Rotation) -> RotationStatus {
+    status.old_root = Some(r.old.root().certificate().fingerprint());
+    status.new_root = Some(r.new.root().certificate().fingerprint());
+    status
 }
 
 /// Steady state for every member (bounded in parallel).
@@ -231,14 +248,18 @@ async fn renew(
         backoff: &ctx.backoff,
         now,
         generation: spec.generation,
+        request: spec.request.as_ref(),
     };
-    let (reissue, status) = match decide(&inputs) {
+    let (cause, status) = match decide(&inputs) {
         Decision::Done(outcome) => return outcome,
-        Decision::Issue { reissue, status } => (reissue, status),
+        Decision::Issue { cause, status } => (cause, status),
     };
-    let reason = format!("{}: {}", reissue.reason.as_str(), reissue.message);
+    let reason = format!("{}: {}", cause.reason.as_str(), cause.message);
     match issue_and_deliver(&ctx.clock, params, &spec.namespace, m, issuer, &reason).await {
-        Ok(files) => issued(status, &reissue, &files, &inputs),
-        Err(e) => failed(status, &reissue, e.to_string(), &inputs),
+        Ok(files) => {
+            ctx.metrics.intermediate_issued(cause.reason);
+            issued(status, &cause, &files, &inputs)
+        }
+        Err(e) => failed(status, &cause, e.to_string(), &inputs),
     }
 }

@@ -61,11 +61,14 @@ pub fn record_metrics(ctx: &Context, status: &ClusterStatus, ready: ConditionSta
     ctx.metrics.set_ready(&status.name, ready.as_str());
 }
 
-/// Writes `status` as the whole status of `mt`, by server-side apply (field manager
-/// `meshtrust`, forced: the controller owns the status), within [`STATUS_TIMEOUT`]. A field
-/// the controller no longer sets (a finished rotation) disappears with the apply.
+/// Records the rotation phase in the metrics, then writes `status` as the whole status of
+/// `mt`, by server-side apply (field manager `meshtrust`, forced: the controller owns the
+/// status), within [`STATUS_TIMEOUT`]. A field the controller no longer sets (a finished
+/// rotation) disappears with the apply.
 pub async fn write_status(ctx: &Context, mt: &MeshTrust, status: &MeshTrustStatus) -> Result<()> {
     let name = mt.name_any();
+    let phase = status.rotation.as_ref().map(|r| r.phase.as_str());
+    ctx.metrics.record_rotation(&name, phase, ctx.clock.now());
     let failed = |reason: String| Error::Status {
         name: name.clone(),
         reason,

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::crd::{
     ClusterStatus, Condition, ConditionStatus, FieldError, MeshTrust, MeshTrustStatus,
-    RotationStatus, find_condition, set_condition, timestamp,
+    RenewalRequest, RotationStatus, find_condition, set_condition, timestamp,
 };
 use crate::decide::Outcome;
 use crate::reason::Reason;
@@ -77,6 +77,7 @@ pub fn rotation_complete(previous: &MeshTrustStatus) -> RotationStatus {
         message: Some(
             "every cluster trusts and is issued by the new root only; point spec.issuer at the new root Secret and remove spec.rootRotation".into(),
         ),
+        ..RotationStatus::default()
     }
 }
 
@@ -95,6 +96,7 @@ pub fn rotation_in_progress(
             .and_then(|r| r.started_at.clone())
             .or_else(|| Some(timestamp(now))),
         message: Some(message),
+        ..RotationStatus::default()
     }
 }
 
@@ -108,7 +110,22 @@ pub fn finish(
     outcomes: &[Outcome],
     now: OffsetDateTime,
 ) -> MeshTrustStatus {
-    let clusters: Vec<ClusterStatus> = outcomes.iter().map(|o| o.status.clone()).collect();
+    // A rotation round reports clusters afresh: the record of the last renewal request
+    // carried out is kept from the previous status.
+    let clusters: Vec<ClusterStatus> = outcomes
+        .iter()
+        .map(|o| {
+            let mut c = o.status.clone();
+            if c.renewal_request.is_none() {
+                c.renewal_request = previous
+                    .clusters
+                    .iter()
+                    .find(|p| p.name == c.name)
+                    .and_then(|p| p.renewal_request.clone());
+            }
+            c
+        })
+        .collect();
     let mut status = MeshTrustStatus {
         observed_generation: generation,
         conditions: previous.conditions.clone(),
@@ -198,6 +215,8 @@ pub struct Spec {
     pub hold: time::Duration,
     /// The MeshTrust's generation.
     pub generation: Option<i64>,
+    /// Its renewal request (`None` also when the annotation does not parse).
+    pub request: Option<RenewalRequest>,
 }
 
 impl Spec {
@@ -218,6 +237,7 @@ impl Spec {
                 None => time::Duration::ZERO,
             },
             generation: mt.metadata.generation,
+            request: RenewalRequest::of(mt).and_then(Result::ok),
         })
     }
 }

@@ -198,3 +198,38 @@ fn a_round_that_stops_early_keeps_the_clusters_and_says_why() {
         "no more often than a tenth of the resync"
     );
 }
+
+#[test]
+fn the_record_of_the_last_renewal_request_outlives_rounds_that_do_not_set_it() {
+    let record = |id: &str| crate::crd::RenewalRecord {
+        id: id.into(),
+        replaced_serial: "0a".into(),
+        completed_at: timestamp(T0),
+        reissued: true,
+        ..crate::crd::RenewalRecord::default()
+    };
+    let mut east = cluster("east", Some(true), None).status;
+    east.renewal_request = Some(record("r-1"));
+    let mut west = cluster("west", Some(true), None).status;
+    west.renewal_request = Some(record("r-1"));
+    let previous = MeshTrustStatus {
+        clusters: vec![east, west],
+        ..MeshTrustStatus::default()
+    };
+    // A rotation round reports every cluster afresh (no record); a steady round may have
+    // recorded a newer request for one of them.
+    let mut newer = cluster("west", Some(true), None);
+    newer.status.renewal_request = Some(record("r-2"));
+    let outcomes = [
+        cluster("east", Some(true), None),
+        newer,
+        cluster("north", Some(true), None),
+    ];
+    let status = finish(&previous, Some(1), None, &outcomes, T0);
+    let ids: Vec<Option<&str>> = status
+        .clusters
+        .iter()
+        .map(|c| c.renewal_request.as_ref().map(|r| r.id.as_str()))
+        .collect();
+    assert_eq!(ids, [Some("r-1"), Some("r-2"), None]);
+}

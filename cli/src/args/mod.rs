@@ -8,12 +8,16 @@ use time::Duration;
 
 mod bundles;
 mod clusters;
+mod operator;
 mod peering;
+mod reference;
 mod service;
 
 pub use bundles::*;
 pub use clusters::*;
+pub use operator::*;
 pub use peering::*;
+pub use reference::*;
 pub use service::*;
 
 /// meshtrust — a shared root of trust for multicluster Istio: one root, an intermediate CA
@@ -66,8 +70,17 @@ pub enum Command {
     Crd,
     /// Per-cluster state of every MeshTrust (or, with --server, a service's inventory).
     Status(StatusArgs),
+    /// Ask the controller to reissue clusters' intermediates now (e.g. after a key leak).
+    Renew(RenewArgs),
+    /// Rotate a MeshTrust's root: start a rotation, follow its phases.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
     /// Run the root-of-trust service: sign cluster CSRs over an authenticated TLS API.
     Serve(ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    Completions(CompletionsArgs),
+    /// Write manual pages: meshtrust.1 and one page per subcommand.
+    Man(ManArgs),
 }
 
 /// `meshtrust root …`

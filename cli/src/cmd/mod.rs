@@ -3,6 +3,7 @@
 mod bootstrap;
 mod cacerts;
 mod check;
+mod completions;
 mod controller;
 mod crd;
 mod demo;
@@ -11,9 +12,12 @@ mod inspect;
 mod inventory;
 mod issue;
 mod link;
+mod man;
 mod push;
+mod renew;
 mod report;
 mod root;
+mod rotate;
 mod serve;
 mod status;
 mod values;
@@ -23,7 +27,7 @@ use std::process::ExitCode;
 
 use meshtrust_issuer::Clock;
 
-use crate::args::{Args, Command, RootCommand};
+use crate::args::{Args, Command, RootCommand, RotateCommand};
 
 /// Runs the parsed command, reading time from the system clock (the controller builds its
 /// own clock from its arguments).
@@ -44,6 +48,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Controller(a) => controller::run(a).await,
         Command::Crd => crd::run(),
         Command::Status(a) => status::run(a, &clock).await,
+        Command::Renew(a) => renew::run(a, &clock).await,
+        Command::Rotate(RotateCommand::Start(a)) => rotate::start(a, &clock).await,
+        Command::Rotate(RotateCommand::Status(a)) => rotate::status(a).await,
         Command::Serve(a) => serve::run(a, &clock).await,
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a, &clock),
     }
 }

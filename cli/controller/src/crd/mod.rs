@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize};
 mod cluster;
 mod intermediate;
 mod issuer;
+mod renewal;
 mod status;
 mod validate;
 
 pub use cluster::*;
 pub use intermediate::*;
 pub use issuer::*;
+pub use renewal::*;
 pub use status::*;
 pub use validate::{FieldError, InvalidSpec};
 

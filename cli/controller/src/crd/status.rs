@@ -38,6 +38,12 @@ pub struct RotationStatus {
     /// What the phase is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// SHA-256 fingerprint of the root being retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_root: Option<String>,
+    /// SHA-256 fingerprint of the root being introduced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_root: Option<String>,
 }
 
 /// One member cluster's intermediate, as last observed.
@@ -61,6 +67,9 @@ pub struct ClusterStatus {
     /// SHA-256 fingerprints of the roots in the cluster's root-cert.pem.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_roots: Vec<String>,
+    /// SHA-256 fingerprint of the root the intermediate chains to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing_root: Option<String>,
     /// Ready and Issuing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -75,6 +84,9 @@ pub struct ClusterStatus {
     /// The last failure's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The last renewal request (`meshtrust renew`) carried out for this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_request: Option<super::RenewalRecord>,
 }
 
 /// A condition, as in Kubernetes' metav1.Condition.

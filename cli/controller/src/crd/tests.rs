@@ -6,6 +6,11 @@ use time::Duration;
 use time::macros::datetime;
 
 const CRD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd.yaml");
+/// The same CRD in the Helm chart (`helm install` creates what `crds/` holds).
+const CHART_CRD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/helm/meshtrust/crds/meshtrust.io_meshtrusts.yaml"
+);
 const EXAMPLE_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../deploy/examples/meshtrust.yaml"
@@ -22,6 +27,22 @@ fn the_crd_manifest_matches_the_rust_types() {
         got == want,
         "deploy/crd.yaml differs from the types in cli/controller/src/crd/: regenerate it with \
              `cargo run -- crd > deploy/crd.yaml` (or MESHTRUST_UPDATE_SNAPSHOTS=1 cargo test -p meshtrust-controller crd)"
+    );
+}
+
+#[test]
+fn the_helm_chart_crd_matches_the_rust_types() {
+    let got = crd_yaml();
+    if std::env::var_os("MESHTRUST_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(CHART_CRD_FILE, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(CHART_CRD_FILE).unwrap_or_default();
+    assert!(
+        got == want,
+        "deploy/helm/meshtrust/crds/meshtrust.io_meshtrusts.yaml differs from the types in \
+         cli/controller/src/crd/: regenerate it with `cargo run -- crd > \
+         deploy/helm/meshtrust/crds/meshtrust.io_meshtrusts.yaml` (or \
+         MESHTRUST_UPDATE_SNAPSHOTS=1 cargo test -p meshtrust-controller crd)"
     );
 }
 

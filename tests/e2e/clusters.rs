@@ -335,6 +335,29 @@ fn a_cluster_answering_503_to_everything_is_reported_within_its_deadline() {
 }
 
 #[test]
+fn a_slow_cluster_is_given_up_at_its_budget_while_the_others_are_done() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    // Each request of c2 answers within --request-timeout (5 s), but after 2.5 s: past the
+    // cluster's 2 s budget.
+    mesh.cluster("c2")
+        .fail(FaultRule::new(Fault::Delay(std::time::Duration::from_millis(2500))).always());
+    let (out, rows) = mesh.bootstrap(
+        "c1,c2",
+        &["--request-timeout", "5s", "--cluster-timeout", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(row(&rows, "c1")["result"], "ok", "{rows:?}");
+    verify_cluster(&mesh.cluster("c1"), &mesh.work.path().join("c1"));
+    let failed = row(&rows, "c2")["result"].as_str().unwrap();
+    assert!(
+        failed.contains("context c2: reading the cluster took longer than the cluster's 2s budget")
+            && failed.contains("--cluster-timeout"),
+        "{failed}"
+    );
+    assert!(cacerts(&mesh.cluster("c2")).is_none());
+}
+
+#[test]
 fn an_unreachable_cluster_times_out_without_stopping_the_others() {
     let mesh = Mesh::new(&["c1", "c2"]);
     mesh.cluster("c2")

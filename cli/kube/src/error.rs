@@ -33,6 +33,17 @@ pub enum Error {
         /// `was created by someone else`, or `changed since it was read`.
         what: &'static str,
     },
+    /// A cluster took longer than its time budget, every request and retry together.
+    #[error(
+        "{doing} took longer than the cluster's {}s budget (its API server is slow or does not answer); rerun when it is healthy",
+        budget.as_secs()
+    )]
+    OutOfTime {
+        /// What was being done (`reading the cluster`, `writing istio-system/cacerts`).
+        doing: String,
+        /// The budget that ran out.
+        budget: std::time::Duration,
+    },
     /// A bug in meshtrust: an action carried out without what it needs.
     #[error("internal error: {0}")]
     Internal(&'static str),

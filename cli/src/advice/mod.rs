@@ -15,6 +15,7 @@ pub fn kube(e: &meshtrust_kube::Error) -> &'static str {
             no_kubeconfig: true,
             ..
         } => "; pass --kubeconfig",
+        meshtrust_kube::Error::OutOfTime { .. } => " (--cluster-timeout sets the budget)",
         _ => "",
     }
 }

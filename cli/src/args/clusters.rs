@@ -78,6 +78,11 @@ pub struct BootstrapArgs {
     /// Clusters worked on at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// The most time one cluster may take to be read, and then to be written, all its
+    /// requests and retries together; a cluster past it is reported as failed while the
+    /// others go on (each request is also bounded by --request-timeout).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_std)]
+    pub cluster_timeout: std::time::Duration,
     /// Then peer the clusters: label, expose, link every pair, check.
     #[arg(long, conflicts_with_all = ["generate", "dry_run"], requires = "contexts")]
     pub peering: bool,

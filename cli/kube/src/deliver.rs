@@ -109,6 +109,17 @@ pub async fn observe(client: &Client, namespace: &str) -> Result<Observed> {
     })
 }
 
+/// A Secret whose values (a private key among them) are zeroized when it goes: every copy
+/// of `cacerts` data this module makes — the Secret written, its backup, the API server's
+/// answers to a create or replace (they echo the data), a read-back — is held in one.
+struct Scrubbed(Secret);
+
+impl Drop for Scrubbed {
+    fn drop(&mut self) {
+        scrub(&mut self.0);
+    }
+}
+
 /// What was done in one cluster.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -132,6 +143,7 @@ pub async fn apply(
     network: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Applied> {
+    let secret = secret.map(Scrubbed);
     ensure_namespace(client, namespace, observed, network).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut applied = Applied::default();
@@ -139,7 +151,7 @@ pub async fn apply(
         Action::Unchanged | Action::Conflict { .. } => return Ok(applied),
         Action::Create => {
             let secret = secret.ok_or(Error::Internal("no Secret to create"))?;
-            create(&secrets, namespace, &secret).await?;
+            create(&secrets, namespace, &secret.0).await?;
             if observed.istiod_running {
                 applied.warnings.push(format!(
                     "istiod was already running without {CACERTS}: it keeps its self-signed CA until restarted — run `kubectl --context={context} -n {namespace} rollout restart deployment/istiod`"
@@ -156,8 +168,8 @@ pub async fn apply(
                 back_up(&secrets, namespace, old, &name).await?;
                 applied.backup = Some(name);
             }
-            let secret = secret.ok_or(Error::Internal("no Secret to write"))?;
-            replace(&secrets, namespace, old, secret).await?;
+            let mut secret = secret.ok_or(Error::Internal("no Secret to write"))?;
+            replace(&secrets, namespace, old, &mut secret.0).await?;
             if observed.istiod_running {
                 applied.warnings.push(format!(
                     "istiod reloads a new intermediate by itself, but a new root only with ISTIO_MULTIROOT_MESH=true and a bundle containing the old root; otherwise run `kubectl --context={context} -n {namespace} rollout restart deployment/istiod` (docs/rotation.md)"
@@ -218,7 +230,10 @@ async fn ensure_namespace(
 /// answer was lost.
 async fn create(secrets: &Api<Secret>, namespace: &str, secret: &Secret) -> Result<()> {
     match secrets.create(&PostParams::default(), secret).await {
-        Ok(_) => Ok(()),
+        Ok(answer) => {
+            drop(Scrubbed(answer));
+            Ok(())
+        }
         Err(e) if is_conflict(&e) && holds(secrets, CACERTS, secret).await => Ok(()),
         Err(e) if is_conflict(&e) => Err(Error::Raced {
             object: format!("{namespace}/{CACERTS}"),
@@ -233,10 +248,13 @@ async fn create(secrets: &Api<Secret>, namespace: &str, secret: &Secret) -> Resu
 
 /// Keeps a copy of `old` as the Secret `name`, before it is replaced.
 async fn back_up(secrets: &Api<Secret>, namespace: &str, old: &Secret, name: &str) -> Result<()> {
-    let backup = backup_of(old, name);
-    match secrets.create(&PostParams::default(), &backup).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) && holds(secrets, name, &backup).await => Ok(()),
+    let backup = Scrubbed(backup_of(old, name));
+    match secrets.create(&PostParams::default(), &backup.0).await {
+        Ok(answer) => {
+            drop(Scrubbed(answer));
+            Ok(())
+        }
+        Err(e) if is_conflict(&e) && holds(secrets, name, &backup.0).await => Ok(()),
         Err(e) => Err(Error::api(
             format!("cannot back up {namespace}/{CACERTS} as {name}; nothing was replaced"),
             e,
@@ -251,15 +269,18 @@ async fn replace(
     secrets: &Api<Secret>,
     namespace: &str,
     old: &Secret,
-    mut secret: Secret,
+    secret: &mut Secret,
 ) -> Result<()> {
     secret.metadata.resource_version = old.metadata.resource_version.clone();
     match secrets
-        .replace(CACERTS, &PostParams::default(), &secret)
+        .replace(CACERTS, &PostParams::default(), secret)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) && holds(secrets, CACERTS, &secret).await => Ok(()),
+        Ok(answer) => {
+            drop(Scrubbed(answer));
+            Ok(())
+        }
+        Err(e) if is_conflict(&e) && holds(secrets, CACERTS, secret).await => Ok(()),
         Err(e) if is_conflict(&e) => Err(Error::Raced {
             object: format!("{namespace}/{CACERTS}"),
             what: "changed since it was read",
@@ -279,9 +300,11 @@ async fn holds(secrets: &Api<Secret>, name: &str, written: &Secret) -> bool {
     let Ok(Some(found)) = secrets.get_opt(name).await else {
         return false;
     };
+    let found = Scrubbed(found);
+    let found = &found.0;
     let labels = |s: &Secret| s.metadata.labels.clone().unwrap_or_default();
     let annotations = |s: &Secret| s.metadata.annotations.clone().unwrap_or_default();
     found.data == written.data
-        && labels(&found) == labels(written)
-        && annotations(&found) == annotations(written)
+        && labels(found) == labels(written)
+        && annotations(found) == annotations(written)
 }

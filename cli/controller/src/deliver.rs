@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kube::Client;
 use meshtrust_ca::{BundleFiles, IntermediateParams, VerifyOptions, verify_bundle};
 use meshtrust_issuer::{Clock, Issuer, issue_batch};
-use meshtrust_kube::{Action, Observed, apply, cacerts_secret, is_managed};
+use meshtrust_kube::{Action, Observed, apply, cacerts_secret};
 
 use crate::error::{Error, Result};
 use crate::members::Member;
@@ -69,7 +69,7 @@ pub async fn deliver(
         None => Action::Create,
         Some(s) => Action::Replace {
             reason: reason.to_string(),
-            backup: !is_managed(s),
+            backup: !s.is_managed(),
         },
     };
     apply(

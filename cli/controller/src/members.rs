@@ -7,7 +7,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use meshtrust_ca::{BundleFiles, ClusterName};
-use meshtrust_kube::{Observed, bundle_files, client_from_kubeconfig, is_not_found, observe};
+use meshtrust_kube::{Observed, ObservedSecret, client_from_kubeconfig, is_not_found, observe};
 use zeroize::Zeroizing;
 
 use crate::context::{CONCURRENCY, Context};
@@ -30,7 +30,7 @@ impl Member<'_> {
         self.read
             .as_ref()
             .ok()
-            .and_then(|(_, o)| o.secret.as_ref().map(bundle_files))
+            .and_then(|(_, o)| o.secret.as_ref().map(ObservedSecret::files))
     }
 }
 

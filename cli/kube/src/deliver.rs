@@ -12,16 +12,17 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result, is_conflict, is_not_found};
 use crate::plan::{Action, Existing};
-use crate::secret::{CACERTS, backup_of, bundle_files, scrub};
+use crate::secret::{CACERTS, ObservedSecret, scrub};
 
 /// Label istiod and the ambient data plane read a namespace's network from.
 pub const NETWORK_LABEL: &str = "topology.istio.io/network";
 
 /// What was read from a cluster before deciding. (`Debug` leaves the Secret's data out: it
 /// holds a private key.)
+#[derive(Debug)]
 pub struct Observed {
-    /// The `cacerts` Secret, if any.
-    pub secret: Option<Secret>,
+    /// The `cacerts` Secret, if any, its values in zeroizing buffers.
+    pub secret: Option<ObservedSecret>,
     /// Whether the namespace exists.
     pub namespace_exists: bool,
     /// The namespace's current network label.
@@ -30,34 +31,12 @@ pub struct Observed {
     pub istiod_running: bool,
 }
 
-impl std::fmt::Debug for Observed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observed")
-            .field("cacerts", &self.secret.as_ref().map(bundle_files))
-            .field("namespace_exists", &self.namespace_exists)
-            .field("network", &self.network)
-            .field("istiod_running", &self.istiod_running)
-            .finish()
-    }
-}
-
-impl Drop for Observed {
-    /// The Secret's values (a private key among them) are zeroized, as `BundleFiles` are.
-    fn drop(&mut self) {
-        if let Some(secret) = &mut self.secret {
-            scrub(secret);
-        }
-    }
-}
-
 impl Observed {
     /// The existing bundle, for planning.
     pub fn existing(&self) -> Existing {
         match &self.secret {
             None => Existing::Absent,
-            Some(s) => Existing::Present {
-                files: bundle_files(s),
-            },
+            Some(s) => Existing::Present { files: s.files() },
         }
     }
 }
@@ -80,7 +59,7 @@ pub async fn observe(client: &Client, namespace: &str) -> Result<Observed> {
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match secrets.get(CACERTS).await {
-        Ok(s) => Some(s),
+        Ok(s) => Some(ObservedSecret::from_secret(s)),
         Err(e) if is_not_found(&e) => None,
         Err(e) => {
             return Err(Error::api(
@@ -247,8 +226,13 @@ async fn create(secrets: &Api<Secret>, namespace: &str, secret: &Secret) -> Resu
 }
 
 /// Keeps a copy of `old` as the Secret `name`, before it is replaced.
-async fn back_up(secrets: &Api<Secret>, namespace: &str, old: &Secret, name: &str) -> Result<()> {
-    let backup = Scrubbed(backup_of(old, name));
+async fn back_up(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    old: &ObservedSecret,
+    name: &str,
+) -> Result<()> {
+    let backup = Scrubbed(old.backup(name));
     match secrets.create(&PostParams::default(), &backup.0).await {
         Ok(answer) => {
             drop(Scrubbed(answer));
@@ -268,10 +252,10 @@ async fn back_up(secrets: &Api<Secret>, namespace: &str, old: &Secret, name: &st
 async fn replace(
     secrets: &Api<Secret>,
     namespace: &str,
-    old: &Secret,
+    old: &ObservedSecret,
     secret: &mut Secret,
 ) -> Result<()> {
-    secret.metadata.resource_version = old.metadata.resource_version.clone();
+    secret.metadata.resource_version = old.resource_version();
     match secrets
         .replace(CACERTS, &PostParams::default(), secret)
         .await

@@ -35,8 +35,8 @@ pub use error::{Error, Result, api_message, is_conflict, is_not_found};
 pub use plan::{Action, Desired, Existing, plan};
 pub use retry::{RetryPolicy, RetrySettings};
 pub use secret::{
-    CACERTS, MANAGED_BY, NOT_AFTER, ROOT_FINGERPRINTS, ROOT_LABEL, SERIAL, backup_of, bundle_files,
-    cacerts_secret, is_managed, root_label, scrub,
+    CACERTS, MANAGED_BY, NOT_AFTER, ObservedSecret, ROOT_FINGERPRINTS, ROOT_LABEL, SERIAL,
+    bundle_files, cacerts_secret, is_managed, root_label, scrub,
 };
 
 /// Field manager of every server-side apply meshtrust does (gateways, status).

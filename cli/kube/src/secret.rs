@@ -6,7 +6,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use meshtrust_ca::{BundleFiles, BundleFormat, BundleReport};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Name of the Secret istiod reads its signing CA from.
 pub const CACERTS: &str = "cacerts";
@@ -80,39 +80,114 @@ pub fn root_label(fingerprint: &str) -> String {
         .collect()
 }
 
+/// A `cacerts` Secret as read from a cluster: its values moved into buffers zeroized on drop
+/// (no copy stays in Kubernetes types), and the metadata a replace (its resourceVersion)
+/// and a backup (type, labels, annotations) need. `Debug` shows the data's keys only.
+pub struct ObservedSecret {
+    type_: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    namespace: Option<String>,
+    resource_version: Option<String>,
+    data: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for ObservedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedSecret")
+            .field("type", &self.type_)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedSecret {
+    /// Takes `secret` apart: its values are moved (not copied) into zeroizing buffers.
+    pub fn from_secret(secret: Secret) -> ObservedSecret {
+        let Secret {
+            metadata,
+            type_,
+            data,
+            ..
+        } = secret;
+        ObservedSecret {
+            type_,
+            labels: metadata.labels.unwrap_or_default(),
+            annotations: metadata.annotations.unwrap_or_default(),
+            namespace: metadata.namespace,
+            resource_version: metadata.resource_version,
+            data: data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, Zeroizing::new(v.0)))
+                .collect(),
+        }
+    }
+
+    /// The bundle files it holds (only the keys istiod reads).
+    pub fn files(&self) -> BundleFiles {
+        let mut files = BundleFiles::new();
+        for (k, v) in &self.data {
+            if is_bundle_file(k) {
+                files.insert(k.clone(), v.to_vec());
+            }
+        }
+        files
+    }
+
+    /// Whether meshtrust wrote it (it carries the managed-by label). A Secret someone else
+    /// wrote is backed up before meshtrust replaces it.
+    pub fn is_managed(&self) -> bool {
+        self.labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+    }
+
+    /// The resourceVersion it was read at: a replace is conditioned on it.
+    pub fn resource_version(&self) -> Option<String> {
+        self.resource_version.clone()
+    }
+
+    /// A copy under another name, for `--backup`: data, type, labels and annotations kept,
+    /// server-set metadata dropped, and marked as a backup so nothing mistakes it for
+    /// `cacerts`. The copy holds the key: scrub it ([`scrub`]) once written.
+    pub fn backup(&self, name: &str) -> Secret {
+        let mut labels = self.labels.clone();
+        labels.insert("meshtrust.io/backup-of".to_string(), CACERTS.to_string());
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: self.namespace.clone(),
+                labels: Some(labels),
+                annotations: Some(self.annotations.clone()).filter(|a| !a.is_empty()),
+                ..ObjectMeta::default()
+            },
+            type_: self.type_.clone(),
+            data: Some(
+                self.data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+}
+
+/// Whether `key` is one istiod reads (either layout).
+fn is_bundle_file(key: &str) -> bool {
+    [BundleFormat::Istio, BundleFormat::Tls]
+        .iter()
+        .any(|f| f.file_names().contains(&key))
+}
+
 /// The bundle files a Secret holds (only the keys istiod reads).
 pub fn bundle_files(secret: &Secret) -> BundleFiles {
     let mut files = BundleFiles::new();
-    let layouts = [BundleFormat::Istio, BundleFormat::Tls];
-    let names: Vec<&str> = layouts
-        .iter()
-        .flat_map(|f| f.file_names().iter().copied())
-        .collect();
     for (k, v) in secret.data.iter().flatten() {
-        if names.contains(&k.as_str()) {
+        if is_bundle_file(k) {
             files.insert(k.clone(), v.0.clone());
         }
     }
     files
-}
-
-/// A copy of `secret` under another name, for `--backup`: data, type and labels kept,
-/// server-set metadata dropped, and marked as a backup so nothing mistakes it for `cacerts`.
-pub fn backup_of(secret: &Secret, name: &str) -> Secret {
-    let mut labels = secret.metadata.labels.clone().unwrap_or_default();
-    labels.insert("meshtrust.io/backup-of".to_string(), CACERTS.to_string());
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: secret.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: secret.metadata.annotations.clone(),
-            ..ObjectMeta::default()
-        },
-        type_: secret.type_.clone(),
-        data: secret.data.clone(),
-        ..Secret::default()
-    }
 }
 
 /// Whether meshtrust wrote `secret` (it carries the managed-by label). A Secret someone else
@@ -138,6 +213,51 @@ pub fn scrub(secret: &mut Secret) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observed_secret_keeps_what_a_replace_and_a_backup_need() {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(CACERTS.into()),
+                namespace: Some("istio-system".into()),
+                resource_version: Some("42".into()),
+                uid: Some("u-1".into()),
+                labels: Some(BTreeMap::from([("team".into(), "mesh".into())])),
+                annotations: Some(BTreeMap::from([("note".into(), "by hand".into())])),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([
+                ("ca-key.pem".to_string(), ByteString(b"KEY".to_vec())),
+                ("extra".to_string(), ByteString(b"x".to_vec())),
+            ])),
+            ..Secret::default()
+        };
+        let observed = ObservedSecret::from_secret(secret.clone());
+        assert!(!observed.is_managed());
+        assert_eq!(observed.resource_version().as_deref(), Some("42"));
+        let files = observed.files();
+        assert_eq!(files.names().collect::<Vec<_>>(), ["ca-key.pem"]);
+        assert_eq!(files.get("ca-key.pem"), Some(&b"KEY"[..]));
+        let backup = observed.backup("cacerts-backup-1");
+        assert_eq!(
+            backup.data, secret.data,
+            "every value, not only the bundle's"
+        );
+        assert_eq!(backup.type_, secret.type_);
+        assert_eq!(backup.metadata.annotations, secret.metadata.annotations);
+        let labels = backup.metadata.labels.unwrap();
+        assert_eq!(labels["team"], "mesh");
+        assert_eq!(labels["meshtrust.io/backup-of"], CACERTS);
+        assert_eq!(backup.metadata.name.as_deref(), Some("cacerts-backup-1"));
+        assert_eq!(backup.metadata.namespace.as_deref(), Some("istio-system"));
+        assert_eq!(
+            backup.metadata.resource_version, None,
+            "server-set fields dropped"
+        );
+        assert_eq!(backup.metadata.uid, None);
+        assert!(!format!("{observed:?}").contains("KEY"), "{observed:?}");
+    }
 
     #[test]
     fn scrub_zeroizes_every_value_and_keeps_the_keys() {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshtrust_ca::{VerifyOptions, fmt_time, verify_bundle};
-use meshtrust_kube::{Action, Applied, Observed, bundle_files};
+use meshtrust_kube::{Action, Applied, Observed};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -72,7 +72,7 @@ pub(super) fn outcome(
             kept = observed
                 .secret
                 .as_ref()
-                .map(|s| verify_bundle(&bundle_files(s), &VerifyOptions::at(now)));
+                .map(|s| verify_bundle(&s.files(), &VerifyOptions::at(now)));
             kept.as_ref()
         }
     };

@@ -20,8 +20,8 @@ pub use peering::*;
 pub use reference::*;
 pub use service::*;
 
-/// meshtrust — a shared root of trust for multicluster Istio: one root, an intermediate CA
-/// per cluster, delivered as Istio's `cacerts`, checked the way istiod checks it.
+/// A shared root of trust for multicluster Istio: one root, an intermediate CA per cluster,
+/// delivered as Istio's `cacerts`, checked the way istiod checks it.
 ///
 /// Exit codes: 0 success; 1 failure (a refused or invalid bundle, bad input, I/O error);
 /// 2 invalid command-line usage.

@@ -401,6 +401,15 @@ fn rotate_start_hands_the_new_root_over_and_the_rotation_completes() {
         text(&out)
     );
 
+    let out = fleet.cli(&["rotate", "finish", "mesh"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("is in phase HoldingOldRoot, not Complete"),
+        "{}",
+        text(&out)
+    );
+    assert!(fleet.meshtrust()["spec"]["rootRotation"].is_object());
+
     fleet.advance_to(2);
     let mt = fleet.wait_for("rotation complete", |mt| {
         mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
@@ -426,6 +435,44 @@ fn rotate_start_hands_the_new_root_over_and_the_rotation_completes() {
             .iter()
             .all(|c| c["stage"] == "new-only" && c["reached"] == true),
         "{st}"
+    );
+
+    // Closing it: the issuer becomes the new root's Secret and the rotation goes, in one
+    // patch, and the controller reissues nothing for it.
+    let new_secret = fleet.meshtrust()["spec"]["rootRotation"]["newRootSecretRef"].clone();
+    let serials = fleet.serials();
+    let out = fleet.cli(&["rotate", "finish", "mesh", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let finished: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        finished["issuer_secret"],
+        format!(
+            "{}/{}",
+            new_secret["namespace"].as_str().unwrap(),
+            new_secret["name"].as_str().unwrap()
+        ),
+        "{finished}"
+    );
+    let spec = fleet.meshtrust()["spec"].clone();
+    assert_eq!(spec["issuer"]["local"]["secretRef"], new_secret, "{spec}");
+    assert!(
+        spec.get("rootRotation").is_none_or(Value::is_null),
+        "{spec}"
+    );
+    wait_reconciles(&fleet, "replica-a", 3);
+    let mt = fleet.wait_for("Ready after the rotation is closed", all_ready);
+    assert!(mt["status"]["rotation"].is_null(), "{}", mt["status"]);
+    assert_eq!(
+        fleet.serials(),
+        serials,
+        "closing the rotation reissued nothing"
+    );
+    let out = fleet.cli(&["rotate", "finish", "mesh"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no root rotation"),
+        "{}",
+        text(&out)
     );
 
     // Once Complete, a requested renewal issues from the new root. (The clock goes back to

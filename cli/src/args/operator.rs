@@ -1,4 +1,4 @@
-//! Arguments of the operator verbs on a `MeshTrust`: `renew`, `rotate start`, `rotate status`.
+//! Arguments of the operator verbs on a `MeshTrust`: `renew`, `rotate start|status|finish`.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub enum RotateCommand {
     Start(RotateStartArgs),
     /// The rotation's phase, what it waits for, and where each cluster stands.
     Status(RotateStatusArgs),
+    /// Close a Complete rotation: issue from the new root's Secret, remove spec.rootRotation.
+    Finish(RotateFinishArgs),
 }
 
 /// `meshtrust rotate start`
@@ -73,6 +75,19 @@ pub struct RotateStartArgs {
 #[derive(Debug, ClapArgs)]
 pub struct RotateStatusArgs {
     /// The MeshTrust.
+    #[arg(value_name = "MESHTRUST")]
+    pub name: String,
+    #[command(flatten)]
+    pub management: Management,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `meshtrust rotate finish`
+#[derive(Debug, ClapArgs)]
+pub struct RotateFinishArgs {
+    /// The MeshTrust whose Complete rotation to close.
     #[arg(value_name = "MESHTRUST")]
     pub name: String,
     #[command(flatten)]

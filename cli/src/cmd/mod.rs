@@ -51,6 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Renew(a) => renew::run(a, &clock).await,
         Command::Rotate(RotateCommand::Start(a)) => rotate::start(a, &clock).await,
         Command::Rotate(RotateCommand::Status(a)) => rotate::status(a).await,
+        Command::Rotate(RotateCommand::Finish(a)) => rotate::finish(a).await,
         Command::Serve(a) => serve::run(a, &clock).await,
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a, &clock),

@@ -1,7 +1,7 @@
-//! `meshtrust rotate start` and `meshtrust rotate status`: a MeshTrust's root rotation
-//! (docs/rotation.md) without `kubectl create secret` and `kubectl patch`. `start` checks
-//! the new root, creates its Secret in the controller's namespace and sets
-//! `spec.rootRotation`; the controller carries out the phases; `status` shows them.
+//! `meshtrust rotate start|status|finish`: a MeshTrust's root rotation (docs/rotation.md)
+//! without `kubectl create secret` and `kubectl patch`. `start` checks the new root, creates
+//! its Secret in the controller's namespace and sets `spec.rootRotation`; the controller
+//! carries out the phases; `status` shows them; `finish` closes a Complete one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,9 +18,11 @@ use zeroize::Zeroizing;
 use crate::args::{Output, RotateStartArgs};
 use crate::output;
 
+mod finish;
 mod secret;
 mod status;
 
+pub use finish::finish;
 pub use status::status;
 
 /// The MeshTrust `name`, or an error naming it (and the CRD when it is not installed).
@@ -179,7 +181,7 @@ fn refuse_unless_rotatable(mt: &MeshTrust) -> Result<SecretRef> {
         && r.new_root_secret_ref != local.secret_ref
     {
         bail!(
-            "the last rotation of MeshTrust {name} is Complete but not closed: point spec.issuer.local.secretRef at {} and remove spec.rootRotation in one patch (docs/rotation.md, step 5), then start the next one",
+            "the last rotation of MeshTrust {name} is Complete but not closed (its new root is {}): run `meshtrust rotate finish {name}`, then start the next one",
             r.new_root_secret_ref
         );
     }

@@ -60,7 +60,9 @@ fn which_meshtrusts_can_start_a_rotation() {
             meshtrust(
                 json!({"spec": {"rootRotation": rotation("mesh-root-2")}, "status": {"rotation": {"phase": "Complete"}}}),
             ),
-            Some("point spec.issuer.local.secretRef at meshtrust-system/mesh-root-2"),
+            Some(
+                "its new root is meshtrust-system/mesh-root-2): run `meshtrust rotate finish mesh`",
+            ),
         ),
         (
             "an AWS Private CA issuer is refused, pointing at the manual procedure",
@@ -129,4 +131,62 @@ fn a_new_root_is_refused_naming_the_file_and_the_fix() {
         a.certificate().to_pem().into_bytes(),
         "kept byte for byte"
     );
+}
+
+#[test]
+fn which_rotations_can_be_finished() {
+    let done = |generation: i64, observed: i64| {
+        json!({
+            "metadata": {"name": "mesh", "generation": generation},
+            "spec": {"rootRotation": rotation("mesh-root-2")},
+            "status": {"observedGeneration": observed, "rotation": {"phase": "Complete"}},
+        })
+    };
+    let cases: Vec<(&str, MeshTrust, Option<&str>)> = vec![
+        (
+            "a Complete rotation the controller reported on the latest spec can",
+            meshtrust(done(2, 2)),
+            None,
+        ),
+        (
+            "a rotation under way is refused, naming its phase",
+            meshtrust(
+                json!({"spec": {"rootRotation": rotation("mesh-root-2")}, "status": {"rotation": {"phase": "HoldingOldRoot"}}}),
+            ),
+            Some("is in phase HoldingOldRoot, not Complete"),
+        ),
+        (
+            "a Complete status of an older spec is refused until the controller catches up",
+            meshtrust(done(3, 2)),
+            Some("has not yet reported on the latest spec"),
+        ),
+        (
+            "no rotation at all is refused",
+            meshtrust(json!({})),
+            Some("has no root rotation"),
+        ),
+        (
+            "a rotation naming the issuer's own Secret has nothing to finish",
+            meshtrust(json!({"spec": {"rootRotation": rotation("mesh-root")}})),
+            Some("already issues from meshtrust-system/mesh-root"),
+        ),
+    ];
+    for (case, mt, refusal) in cases {
+        match (finish::closable(&mt), refusal) {
+            (Ok((old, new)), None) => {
+                assert_eq!(
+                    (old.name.as_str(), new.name.as_str()),
+                    ("mesh-root", "mesh-root-2"),
+                    "{case}"
+                );
+            }
+            (Err(e), Some(needle)) => {
+                let e = e.to_string();
+                assert!(e.contains(needle), "{case}: {e}");
+                assert_eq!(meshtrust_testkit::debug_text(&e), None, "{case}: {e}");
+            }
+            (Ok(_), Some(needle)) => panic!("{case}: accepted, expected a refusal with {needle:?}"),
+            (Err(e), None) => panic!("{case}: refused: {e}"),
+        }
+    }
 }

@@ -428,6 +428,34 @@ fn api_faults_back_off_and_then_succeed() {
 }
 
 #[test]
+fn a_member_answering_slowly_is_given_up_at_its_budget_and_holds_up_no_other() {
+    let mut fleet = Fleet::new();
+    // Every request to c2 answers within --request-timeout (5 s), but after 2.5 s: past
+    // the member's 2 s budget.
+    fleet
+        .harness
+        .cluster("c2")
+        .fail(FaultRule::new(Fault::Delay(Duration::from_millis(2500))).always());
+    fleet.extra_args = vec!["--cluster-timeout".into(), "2s".into()];
+    fleet.start("replica-a");
+    let ready = |mt: &Value, c: &str| {
+        condition(&cluster_status(mt, c)["conditions"], "Ready")["status"] == "True"
+    };
+    let mt = fleet.wait_for("c1 and c3 Ready, c2 given up in status", |mt| {
+        ready(mt, "c1") && ready(mt, "c3") && cluster_status(mt, "c2")["lastError"].is_string()
+    });
+    let error = cluster_status(&mt, "c2")["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("reading the cluster took longer than the cluster's 2s budget"),
+        "{error}"
+    );
+    assert!(fleet.cacerts("c2").is_none());
+    for c in ["c1", "c3"] {
+        assert_bundle_independently_valid(&fleet.bundle_dir(c));
+    }
+}
+
+#[test]
 fn a_member_answering_503_to_everything_holds_up_no_other_and_is_named_in_status() {
     let mut fleet = Fleet::new();
     fleet

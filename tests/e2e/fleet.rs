@@ -21,6 +21,8 @@ pub struct Fleet {
     pub work: tempfile::TempDir,
     /// Running replicas: identity, process, metrics port.
     pub controllers: Vec<(String, Child, u16)>,
+    /// More `meshtrust controller` flags for the replicas started from now on.
+    pub extra_args: Vec<String>,
 }
 
 impl Drop for Fleet {
@@ -81,6 +83,7 @@ impl Fleet {
             harness,
             work: tempfile::tempdir().unwrap(),
             controllers: Vec::new(),
+            extra_args: Vec::new(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Fleet {
                 "--log-format",
                 format,
             ])
+            .args(&self.extra_args)
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())

@@ -33,6 +33,9 @@ pub struct Context {
     pub resync: Duration,
     /// Timeout of each request to a member cluster.
     pub member_timeout: Duration,
+    /// The most time reading one member, and then writing to it, may take, every request
+    /// and retry together (2 minutes unless set): a member past it fails alone.
+    pub member_budget: Duration,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Health and readiness.
@@ -63,6 +66,7 @@ impl Context {
             backoff,
             resync,
             member_timeout,
+            member_budget: Duration::from_secs(120),
             metrics: Arc::new(Metrics::default()),
             health: Arc::new(Health::default()),
             recorder,

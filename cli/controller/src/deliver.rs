@@ -2,6 +2,7 @@
 //! `meshtrust bootstrap`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::Client;
 use meshtrust_ca::{BundleFiles, IntermediateParams, VerifyOptions, verify_bundle};
@@ -15,6 +16,7 @@ use crate::members::Member;
 /// what was written.
 pub async fn issue_and_deliver(
     clock: &Clock,
+    budget: Duration,
     params: &IntermediateParams,
     namespace: &str,
     m: &Member<'_>,
@@ -22,7 +24,7 @@ pub async fn issue_and_deliver(
     reason: &str,
 ) -> Result<BundleFiles> {
     let files = issue_files(clock, params, m, issuer).await?;
-    deliver(clock, namespace, m, &files, reason).await?;
+    deliver(clock, budget, namespace, m, &files, reason).await?;
     Ok(files)
 }
 
@@ -43,10 +45,11 @@ pub async fn issue_files(
 }
 
 /// Writes `files` as `m`'s `cacerts` in `namespace` (create, or replace with the observed resourceVersion;
-/// a Secret meshtrust did not write is backed up first). Refuses a bundle istiod would not
-/// accept.
+/// a Secret meshtrust did not write is backed up first), within `budget`. Refuses a bundle
+/// istiod would not accept.
 pub async fn deliver(
     clock: &Clock,
+    budget: Duration,
     namespace: &str,
     m: &Member<'_>,
     files: &BundleFiles,
@@ -72,16 +75,21 @@ pub async fn deliver(
             backup: !s.is_managed(),
         },
     };
-    apply(
-        client,
-        &m.spec.name,
-        namespace,
-        observed,
-        &action,
-        Some(secret),
-        m.spec.network.as_deref(),
-        now,
-    )
+    let doing = format!("writing {namespace}/cacerts");
+    crate::members::within(budget, &doing, async {
+        apply(
+            client,
+            &m.spec.name,
+            namespace,
+            observed,
+            &action,
+            Some(secret),
+            m.spec.network.as_deref(),
+            now,
+        )
+        .await
+        .map_err(Error::from)
+    })
     .await?;
     Ok(())
 }

@@ -255,7 +255,17 @@ async fn renew(
         Decision::Issue { cause, status } => (cause, status),
     };
     let reason = format!("{}: {}", cause.reason.as_str(), cause.message);
-    match issue_and_deliver(&ctx.clock, params, &spec.namespace, m, issuer, &reason).await {
+    match issue_and_deliver(
+        &ctx.clock,
+        ctx.member_budget,
+        params,
+        &spec.namespace,
+        m,
+        issuer,
+        &reason,
+    )
+    .await
+    {
         Ok(files) => {
             ctx.metrics.intermediate_issued(cause.reason);
             issued(status, &cause, &files, &inputs)

@@ -148,6 +148,11 @@ pub struct ControllerArgs {
     /// Longest delay between issuance attempts.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
     pub backoff_cap: Duration,
+    /// The most time reading one member cluster, and then writing to it, may take, all its
+    /// requests and retries together; a member past it fails alone and is named in status
+    /// (each request is also bounded by --request-timeout).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_std)]
+    pub cluster_timeout: std::time::Duration,
     /// Test only: a file holding a number of seconds added to the clock (built only with
     /// the `test-clock` feature; release builds have no such flag).
     #[cfg(feature = "test-clock")]

@@ -22,7 +22,7 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
     lease.lease_duration = args.lease_duration;
     lease.renew_deadline = args.renew_deadline;
     lease.retry_period = args.retry_period;
-    let context = Context::new(
+    let mut context = Context::new(
         client.clone(),
         args.namespace.clone(),
         clock(&args),
@@ -34,6 +34,7 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
         args.kube.request_timeout,
         recorder(&client, &identity),
     );
+    context.member_budget = args.cluster_timeout;
     meshtrust_controller::run(Settings::new(client, args.listen, lease, context)).await?;
     Ok(ExitCode::SUCCESS)
 }

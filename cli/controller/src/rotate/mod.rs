@@ -256,7 +256,15 @@ async fn write_step(
             with_trust(&files, params.format, &w.trust_pem)
         }
     };
-    deliver(&ctx.clock, &spec.namespace, m, &files, reason).await?;
+    deliver(
+        &ctx.clock,
+        ctx.member_budget,
+        &spec.namespace,
+        m,
+        &files,
+        reason,
+    )
+    .await?;
     Ok(files)
 }
 

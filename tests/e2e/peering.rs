@@ -502,6 +502,30 @@ fn a_source_cluster_failing_every_write_holds_up_no_other_and_is_named() {
 }
 
 #[test]
+fn a_slow_cluster_is_given_up_at_its_budget_and_named() {
+    let mesh = Mesh::new(&["c1", "c2"]);
+    mesh.ready_to_link(&["c1", "c2"]);
+    mesh.cluster("c1").clear_requests();
+    // Every request to c2 answers within --request-timeout (5 s), but after 2.5 s.
+    mesh.cluster("c2")
+        .fail(FaultRule::new(Fault::Delay(std::time::Duration::from_millis(2500))).always());
+    let out = mesh.run(&["link", "--contexts", "c1,c2", "--cluster-timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains(
+            "nothing was linked: context c2: reading the cluster took longer than the cluster's 2s budget"
+        ),
+        "{shown}"
+    );
+    assert!(
+        mesh.cluster("c1").writes().is_empty(),
+        "a link with an unreadable cluster writes nothing: {:?}",
+        mesh.cluster("c1").writes()
+    );
+}
+
+#[test]
 fn an_asymmetric_nodeport_link_writes_only_in_the_source_and_matches_generate() {
     let mesh = Mesh::new(&["c1", "c2"]);
     mesh.ready_to_link(&["c1", "c2"]);

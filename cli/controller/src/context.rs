@@ -66,7 +66,7 @@ impl Context {
             backoff,
             resync,
             member_timeout,
-            member_budget: Duration::from_secs(120),
+            member_budget: meshtrust_kube::DEFAULT_CLUSTER_BUDGET,
             metrics: Arc::new(Metrics::default()),
             health: Arc::new(Health::default()),
             recorder,

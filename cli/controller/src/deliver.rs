@@ -76,7 +76,7 @@ pub async fn deliver(
         },
     };
     let doing = format!("writing {namespace}/cacerts");
-    crate::members::within(budget, &doing, async {
+    meshtrust_kube::within(budget, &doing, async {
         apply(
             client,
             &m.spec.name,

@@ -117,7 +117,7 @@ async fn read_member<'a>(
     spec: &'a ClusterSpec,
     name: ClusterName,
 ) -> Member<'a> {
-    let read = within(ctx.member_budget, "reading the cluster", async {
+    let read = meshtrust_kube::within(ctx.member_budget, "reading the cluster", async {
         let client = member_client(&ctx.client, &ctx.namespace, spec, ctx.member_timeout).await?;
         let observed = observe(&client, namespace).await?;
         Ok::<_, Error>((client, observed))
@@ -125,22 +125,4 @@ async fn read_member<'a>(
     .await
     .map_err(|e| Error::in_cluster(&spec.name, e));
     Member { spec, name, read }
-}
-
-/// `work`, given up (as [`meshtrust_kube::Error::OutOfTime`]) once `budget` is spent, so
-/// that one slow member cannot hold a round. A write given up may still be carried out by
-/// the API server: the next round reads it back.
-pub(crate) async fn within<T>(
-    budget: Duration,
-    doing: &str,
-    work: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(budget, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Kube(meshtrust_kube::Error::OutOfTime {
-                doing: doing.to_string(),
-                budget,
-            }))
-        })
 }

@@ -23,6 +23,9 @@ pub struct Access {
     pub kubeconfig: Option<PathBuf>,
     /// Timeout of every request to the API server.
     pub timeout: Option<Duration>,
+    /// Each cluster's budget for one step, all its requests together (see [`crate::within`]);
+    /// [`crate::DEFAULT_CLUSTER_BUDGET`] when `None`.
+    pub cluster_budget: Option<Duration>,
 }
 
 impl Access {
@@ -32,7 +35,19 @@ impl Access {
         Access {
             kubeconfig,
             timeout,
+            cluster_budget: None,
         }
+    }
+
+    /// The same, with each cluster's step bounded by `budget`.
+    pub fn with_cluster_budget(mut self, budget: Duration) -> Access {
+        self.cluster_budget = Some(budget);
+        self
+    }
+
+    /// Each cluster's budget for one step.
+    pub fn cluster_budget(&self) -> Duration {
+        self.cluster_budget.unwrap_or(crate::DEFAULT_CLUSTER_BUDGET)
     }
 
     fn kubeconfig(&self) -> Result<Option<Kubeconfig>> {

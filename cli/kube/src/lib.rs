@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod budget;
 mod deliver;
 mod error;
 mod plan;
@@ -30,6 +31,7 @@ mod retry;
 mod secret;
 
 pub use access::{Access, client_from_kubeconfig};
+pub use budget::{DEFAULT_CLUSTER_BUDGET, within};
 pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe};
 pub use error::{Error, Result, api_message, is_conflict, is_not_found};
 pub use plan::{Action, Desired, Existing, plan};

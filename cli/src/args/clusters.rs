@@ -78,11 +78,6 @@ pub struct BootstrapArgs {
     /// Clusters worked on at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// The most time one cluster may take to be read, and then to be written, all its
-    /// requests and retries together; a cluster past it is reported as failed while the
-    /// others go on (each request is also bounded by --request-timeout).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_std)]
-    pub cluster_timeout: std::time::Duration,
     /// Then peer the clusters: label, expose, link every pair, check.
     #[arg(long, conflicts_with_all = ["generate", "dry_run"], requires = "contexts")]
     pub peering: bool,
@@ -148,11 +143,6 @@ pub struct ControllerArgs {
     /// Longest delay between issuance attempts.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
     pub backoff_cap: Duration,
-    /// The most time reading one member cluster, and then writing to it, may take, all its
-    /// requests and retries together; a member past it fails alone and is named in status
-    /// (each request is also bounded by --request-timeout).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_std)]
-    pub cluster_timeout: std::time::Duration,
     /// Test only: a file holding a number of seconds added to the clock (built only with
     /// the `test-clock` feature; release builds have no such flag).
     #[cfg(feature = "test-clock")]

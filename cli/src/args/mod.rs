@@ -160,12 +160,17 @@ pub struct KubeOptions {
     /// Timeout of each request to an API server.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_std)]
     pub request_timeout: std::time::Duration,
+    /// The most time reading one cluster, and then writing to it, may take, all its requests
+    /// and retries together; a cluster past it fails alone, named, while the others go on.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_std)]
+    pub cluster_timeout: std::time::Duration,
 }
 
 impl KubeOptions {
     /// How to reach clusters with these options.
     pub fn access(&self) -> meshtrust_kube::Access {
         meshtrust_kube::Access::new(self.kubeconfig.clone(), Some(self.request_timeout))
+            .with_cluster_budget(self.cluster_timeout)
     }
 }
 

@@ -34,7 +34,7 @@ pub async fn run(args: ControllerArgs) -> Result<ExitCode> {
         args.kube.request_timeout,
         recorder(&client, &identity),
     );
-    context.member_budget = args.cluster_timeout;
+    context.member_budget = args.kube.cluster_timeout;
     meshtrust_controller::run(Settings::new(client, args.listen, lease, context)).await?;
     Ok(ExitCode::SUCCESS)
 }

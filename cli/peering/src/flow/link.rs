@@ -68,7 +68,7 @@ pub async fn link(
     let clusters = read(access, &contexts_of(pairs), &opts.namespaces, now).await?;
     let links = plan_links(&clusters, pairs, opts)?;
     if !opts.generate {
-        apply_links(&clusters, &links, opts).await?;
+        apply_links(&clusters, &links, opts, access.cluster_budget()).await?;
     }
     Ok(links)
 }
@@ -177,22 +177,30 @@ fn refuse(mut refusals: Vec<Error>) -> Result<()> {
 }
 
 /// Writes each peer gateway into its source cluster, creating the gateways' namespace
-/// first. Source clusters are written concurrently, so a failing one holds up no other;
+/// first, each source within `budget`. Source clusters are written concurrently, so a
+/// failing or slow one holds up no other;
 /// [`Error::LinkIncomplete`] names each that failed and the links that were written.
-async fn apply_links(clusters: &[Linkable], links: &[Link], opts: &LinkOptions) -> Result<()> {
+async fn apply_links(
+    clusters: &[Linkable],
+    links: &[Link],
+    opts: &LinkOptions,
+    budget: std::time::Duration,
+) -> Result<()> {
     let mut sources: Vec<&str> = Vec::new();
     for l in links {
         if !sources.contains(&l.from.as_str()) {
             sources.push(&l.from);
         }
     }
-    let results = futures::future::join_all(sources.iter().map(|from| async move {
-        let client = &find(clusters, from).client;
-        ensure_namespace(client, &opts.namespaces.eastwest).await?;
-        for l in links.iter().filter(|l| l.from == *from) {
-            apply_gateway(client, &l.gateway, opts.force).await?;
-        }
-        Ok::<_, Error>(())
+    let results = futures::future::join_all(sources.iter().map(|from| {
+        meshtrust_kube::within(budget, "writing the peer gateways", async move {
+            let client = &find(clusters, from).client;
+            ensure_namespace(client, &opts.namespaces.eastwest).await?;
+            for l in links.iter().filter(|l| l.from == *from) {
+                apply_gateway(client, &l.gateway, opts.force).await?;
+            }
+            Ok::<_, Error>(())
+        })
     }))
     .await;
     let mut failed = Vec::new();

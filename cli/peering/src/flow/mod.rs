@@ -35,11 +35,11 @@ async fn observe_all(
     futures::stream::iter(contexts.iter())
         .map(|ctx| async move {
             let shown = ctx.as_deref().unwrap_or(CURRENT_CONTEXT);
-            async {
+            meshtrust_kube::within(access.cluster_budget(), "reading the cluster", async {
                 let client = access.client(ctx.as_deref()).await?;
                 let facts = observe(&client, namespaces).await?;
                 Ok::<_, Error>((client, facts))
-            }
+            })
             .await
             .map_err(|e| e.in_cluster(shown))
         })

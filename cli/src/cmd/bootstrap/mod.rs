@@ -148,13 +148,14 @@ async fn read_and_plan(
     let verify = VerifyOptions::at(now);
     futures::stream::iter(targets.iter())
         .map(|t| async move {
-            let read = within(args.cluster_timeout, "reading the cluster", async {
-                let client = access.client(Some(&t.context)).await?;
-                let observed = observe(&client, &args.namespace).await?;
-                Ok((client, observed))
-            })
-            .await
-            .map_err(|e| format!("context {}: {}", t.context, advice::render_kube(&e)));
+            let read =
+                meshtrust_kube::within(args.kube.cluster_timeout, "reading the cluster", async {
+                    let client = access.client(Some(&t.context)).await?;
+                    let observed = observe(&client, &args.namespace).await?;
+                    Ok((client, observed))
+                })
+                .await
+                .map_err(|e| format!("context {}: {}", t.context, advice::render_kube(&e)));
             progress.inc(1);
             read.map(|(client, observed)| {
                 let action = plan(
@@ -253,8 +254,8 @@ async fn write_one(
         .zip(report.as_ref())
         .map(|(f, r)| cacerts_secret(&args.namespace, f, r));
     let doing = format!("writing {}/cacerts", args.namespace);
-    let result = within(
-        args.cluster_timeout,
+    let result = meshtrust_kube::within(
+        args.kube.cluster_timeout,
         &doing,
         apply(
             client,
@@ -269,21 +270,4 @@ async fn write_one(
     )
     .await;
     outcome(t, observed, action, report.as_ref(), result, now)
-}
-
-/// `work`, given up (as [`meshtrust_kube::Error::OutOfTime`]) once `budget` is spent. A
-/// write given up may still be carried out by the API server: the next run recognises it.
-async fn within<T>(
-    budget: std::time::Duration,
-    doing: &str,
-    work: impl std::future::Future<Output = meshtrust_kube::Result<T>>,
-) -> meshtrust_kube::Result<T> {
-    tokio::time::timeout(budget, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(meshtrust_kube::Error::OutOfTime {
-                doing: doing.to_string(),
-                budget,
-            })
-        })
 }

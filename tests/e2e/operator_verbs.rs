@@ -167,6 +167,60 @@ fn renew_one_cluster_reissues_it_alone_once_and_records_it() {
     assert_eq!(record(&fleet.meshtrust(), "c2")["id"], id.as_str());
 }
 
+/// `meshtrust status -o json` rows, as values.
+fn status_rows(fleet: &Fleet) -> Vec<Value> {
+    let out = fleet.cli(&["status", "-o", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+#[test]
+fn status_shows_a_renewal_request_until_the_controller_carries_it_out() {
+    let mut fleet = Fleet::new();
+    fleet.start("replica-a");
+    fleet.wait_for("every cluster Ready", all_ready);
+    // With no controller running, the request stays pending.
+    fleet.stop("replica-a");
+    let before = fleet.serials();
+    let out = fleet.cli(&["renew", "mesh", "--cluster", "c2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = serde_json::from_str::<Value>(
+        fleet.meshtrust()["metadata"]["annotations"]["meshtrust.io/renewal-request"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()["id"]
+        .clone();
+    let rows = status_rows(&fleet);
+    for r in &rows {
+        let expected = if r["cluster"] == "c2" {
+            id.clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(
+            r.get("renewal_requested").cloned().unwrap_or(Value::Null),
+            expected,
+            "{r}"
+        );
+    }
+    let table = text(&fleet.cli(&["status"]));
+    let c2 = table
+        .lines()
+        .find(|l| l.contains(" c2 "))
+        .unwrap_or_default();
+    assert!(c2.contains("requested"), "{table}");
+
+    fleet.start("replica-b");
+    fleet.wait_for("c2 renewed on request", |mt| record(mt, "c2")["id"] == id);
+    assert_ne!(fleet.serials()[1], before[1]);
+    assert!(
+        status_rows(&fleet)
+            .iter()
+            .all(|r| r.get("renewal_requested").is_none()),
+        "carried out, no longer pending"
+    );
+}
+
 #[test]
 fn renew_all_reissues_every_cluster_and_waits_for_it() {
     let mut fleet = Fleet::new();

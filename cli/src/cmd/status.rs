@@ -7,7 +7,7 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use meshtrust_ca::duration::human;
 use meshtrust_controller::crd::{
-    ClusterStatus, Condition, MeshTrust, find_condition, parse_timestamp,
+    ClusterStatus, Condition, MeshTrust, RenewalRequest, find_condition, parse_timestamp,
 };
 use meshtrust_issuer::Clock;
 use serde::Serialize;
@@ -25,6 +25,9 @@ struct Row {
     not_after: Option<String>,
     time_left: Option<String>,
     renewal_time: Option<String>,
+    /// The id of a renewal request (`meshtrust renew`) not yet carried out for this cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewal_requested: Option<String>,
     root: Option<String>,
     phase: Option<String>,
     failed_attempts: u32,
@@ -97,6 +100,7 @@ fn unreconciled_row(mt: &MeshTrust, conditions: &[Condition], phase: Option<Stri
         not_after: None,
         time_left: None,
         renewal_time: None,
+        renewal_requested: None,
         root: None,
         phase,
         failed_attempts: 0,
@@ -127,6 +131,7 @@ fn cluster_row(
         not_after: c.not_after.clone(),
         time_left: left,
         renewal_time: c.renewal_time.clone(),
+        renewal_requested: pending_request(mt, c),
         root: c.trusted_roots.first().map(|f| output::short(f, 17)),
         phase,
         failed_attempts: c.failed_issuance_attempts,
@@ -134,7 +139,16 @@ fn cluster_row(
     }
 }
 
-/// The rows as a table, `-` for what is unknown, the last error cut to 60 characters.
+/// The id of `mt`'s renewal request when it names `c` and `c` still holds the intermediate
+/// it asks to replace (the controller has not carried it out yet).
+fn pending_request(mt: &MeshTrust, c: &ClusterStatus) -> Option<String> {
+    let request = RenewalRequest::of(mt)?.ok()?;
+    let serial = c.serial.as_deref()?;
+    (request.serial_for(&c.name) == Some(serial)).then_some(request.id)
+}
+
+/// The rows as a table, `-` for what is unknown, the last error cut to 60 characters; a
+/// pending renewal request shows as `requested` in the RENEWAL column.
 fn print_table(rows: &[Row]) {
     let mut t = output::table([
         "MESHTRUST",
@@ -158,7 +172,10 @@ fn print_table(rows: &[Row]) {
             },
             r.not_after.clone().unwrap_or_else(|| "-".into()),
             r.time_left.clone().unwrap_or_else(|| "-".into()),
-            r.renewal_time.clone().unwrap_or_else(|| "-".into()),
+            match &r.renewal_requested {
+                Some(_) => "requested".into(),
+                None => r.renewal_time.clone().unwrap_or_else(|| "-".into()),
+            },
             r.root.clone().unwrap_or_else(|| "-".into()),
             r.phase.clone().unwrap_or_else(|| "-".into()),
             r.last_error

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use meshtrust_testkit::apiserver::{Fault, FaultRule, Harness};
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
-use meshtrust_testkit::crash::{assert_every_cacerts_version_valid, ders, unb64};
+use meshtrust_testkit::crash::{assert_every_cacerts_version_valid, ders, run_killed_at, unb64};
 use meshtrust_testkit::{snapshot, text};
 use serde_json::{Value, json};
 
@@ -292,4 +292,95 @@ async fn bootstrap_with_aws_private_ca_killed_after_any_write_leaves_valid_clust
         "bootstrap (AWS Private CA): {} kill points: {points:#?}",
         points.len()
     );
+}
+
+/// The calls that make a root appear on disk (its files, links, directories and flushes);
+/// `write` is left out here, since most of bootstrap's are to the API servers' sockets
+/// (tests/e2e/crash_files.rs kills `root create` at every `write`).
+const ROOT_KILL_POINTS: &[&str] = &[
+    "fsync",
+    "fchmod",
+    "mkdir",
+    "renameat",
+    "renameat2",
+    "symlink",
+    "unlinkat",
+];
+
+#[test]
+fn bootstrap_creating_its_root_killed_at_any_file_change_leaves_no_root_or_a_whole_one() {
+    let mut points = Vec::new();
+    for syscall in ROOT_KILL_POINTS {
+        for n in 1.. {
+            let harness = Harness::start(&["c1", "c2"]);
+            let work = tempfile::tempdir().unwrap();
+            let root = work.path().join("root");
+            let args: Vec<String> = [
+                "bootstrap",
+                "--contexts",
+                "c1,c2",
+                "--kubeconfig",
+                &harness.kubeconfig_path().display().to_string(),
+                "--root-out",
+                &root.display().to_string(),
+                "--request-timeout",
+                "5s",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let log = work.path().join("strace.log");
+            let Some(point) = run_killed_at(&meshtrust(&args), syscall, n, &log) else {
+                break;
+            };
+            let after = format!("killed at {point}");
+            let cert = std::fs::read(root.join("root-cert.pem")).ok();
+            let key = std::fs::read(root.join("root-key.pem")).ok();
+            assert_eq!(
+                cert.is_some(),
+                key.is_some(),
+                "{after}: one of the root's two files without the other"
+            );
+            if cert.is_some() {
+                assert!(
+                    meshtrust_testkit::openssl_key_matches_cert(
+                        &root.join("root-key.pem"),
+                        &root.join("root-cert.pem")
+                    ),
+                    "{after}: root-key.pem is not root-cert.pem's key"
+                );
+            }
+            for c in ["c1", "c2"] {
+                assert_every_cacerts_version_valid(
+                    &harness.cluster(c),
+                    Path::new(env!("CARGO_BIN_EXE_meshtrust")),
+                    &after,
+                );
+            }
+            // The rerun reuses a whole root (never replaces it) or makes the first one.
+            let rerun = run(&args);
+            assert!(
+                rerun.status.success(),
+                "{after}, the rerun: {}",
+                text(&rerun)
+            );
+            let made = std::fs::read(root.join("root-cert.pem")).unwrap();
+            if let Some(cert) = &cert {
+                assert!(*cert == made, "{after}: the rerun replaced the root");
+            }
+            for c in ["c1", "c2"] {
+                let secret = harness
+                    .cluster(c)
+                    .get("v1", "Secret", Some("istio-system"), "cacerts")
+                    .unwrap_or_else(|| panic!("{after}: {c} has no cacerts"));
+                assert!(
+                    ders(&unb64(&secret["data"]["root-cert.pem"])) == ders(&made),
+                    "{after}: {c} trusts another root than the one in --root-out"
+                );
+            }
+            points.push(point);
+        }
+    }
+    assert!(points.len() >= 10, "kill points: {points:?}");
+    eprintln!("bootstrap creating its root: {} kill points", points.len());
 }

@@ -12,7 +12,6 @@
 //! - a rerun (`--force`) converges: every unit valid, and nothing a killed run left behind
 //!   (temporary files may hold keys) survives it.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,34 +44,11 @@ const KILL_POINTS: &[&str] = &[
 
 const CLUSTERS: [&str; 2] = ["east", "west"];
 
-/// Runs `meshtrust ARGS` in `cwd`, killed as it enters its `n`th `syscall`. Returns the
-/// call it was killed at (strace's line), or `None` when it ran to the end (exit 0).
+/// Runs `meshtrust ARGS`, killed as it enters its `n`th `syscall` (see
+/// [`meshtrust_testkit::crash::run_killed_at`]).
 fn run_killed_at(args: &[String], syscall: &str, n: usize, log: &Path) -> Option<String> {
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(log)
-        .arg(format!("-etrace={syscall}"))
-        .arg(format!("-einject={syscall}:signal=KILL:when={n}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_meshtrust"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("strace runs (tests/run-all.sh installs it)");
-    if out.status.signal() == Some(9) {
-        let log = std::fs::read_to_string(log).unwrap();
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("= ?"))
-            .unwrap_or_else(|| panic!("strace logged the killed call:\n{log}"));
-        // `PID call(args) = ?`, or `PID <... call resumed>…) = ?` when threads interleave.
-        let call = line.split_once(' ').map_or(line, |(_, call)| call);
-        let call = call.strip_prefix("<... ").unwrap_or(call);
-        return Some(call.replace(" resumed>", "(…").to_string());
-    }
-    assert!(out.status.success(), "meshtrust {args:?}: {}", text(&out));
-    None
+    let bin = Path::new(env!("CARGO_BIN_EXE_meshtrust"));
+    meshtrust_testkit::crash::run_killed_at(Command::new(bin).args(args), syscall, n, log)
 }
 
 /// A scenario: the state before (`prepare` fills the directory), the command, the checks of

@@ -1,6 +1,7 @@
 //! Checks shared by the crash suites (`tests/e2e/crash_*.rs`): what a cluster may hold after
 //! a process writing to it was killed.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -79,6 +80,47 @@ pub fn assert_clusters_trust_each_other(clusters: &[Cluster], after: &str) {
             .unwrap_or_else(|e| panic!("{after}: {a} does not trust {b}'s intermediate: {e}"));
         }
     }
+}
+
+/// Runs `command` under strace, killed (SIGKILL) as it enters its `n`th call of `syscall`,
+/// before the call runs; strace's log goes to `log`. Returns the call it was killed at
+/// (strace's line), or `None` when it ran to the end.
+///
+/// # Panics
+/// When strace cannot run, or the command, not killed, fails.
+pub fn run_killed_at(command: &Command, syscall: &str, n: usize, log: &Path) -> Option<String> {
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(log)
+        .arg(format!("-etrace={syscall}"))
+        .arg(format!("-einject={syscall}:signal=KILL:when={n}"))
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .envs(command.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("strace runs (tests/run-all.sh installs it)");
+    if out.status.signal() == Some(9) {
+        let log = std::fs::read_to_string(log).unwrap();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("= ?"))
+            .unwrap_or_else(|| panic!("strace logged the killed call:\n{log}"));
+        // `PID call(args) = ?`, or `PID <... call resumed>…) = ?` when threads interleave.
+        let call = line.split_once(' ').map_or(line, |(_, call)| call);
+        let call = call.strip_prefix("<... ").unwrap_or(call);
+        return Some(call.replace(" resumed>", "(…"));
+    }
+    assert!(
+        out.status.success(),
+        "{:?} {:?}: {}",
+        command.get_program(),
+        command.get_args().collect::<Vec<_>>(),
+        text(&out)
+    );
+    None
 }
 
 /// The DER of every certificate in a PEM bundle, in order.

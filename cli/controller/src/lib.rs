@@ -56,4 +56,4 @@ pub use reason::Reason;
 pub use requeue::{MIN_REQUEUE, Requeue};
 pub use run::{Settings, recorder, run};
 pub use server::{OPENMETRICS_CONTENT_TYPE, serve};
-pub use signers::{Rotation, SignerCache, Signers};
+pub use signers::{Rotation, SignerCache, Signers, root_secret};

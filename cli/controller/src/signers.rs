@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use meshtrust_ca::{KeyType, RootCa, RootParams, TrustBundle};
 use meshtrust_issuer::aws_pca::AwsOptions;
 use meshtrust_issuer::{AwsPcaConfig, Clock, Issuer, IssuerConfig, LocalIssuer};
-use meshtrust_kube::{MANAGED_BY, is_conflict, is_not_found};
+use meshtrust_kube::{MANAGED_BY, is_conflict, is_not_found, scrub};
 use time::OffsetDateTime;
 
 use crate::crd::{
@@ -83,11 +83,18 @@ async fn create_root(
     let root = params.self_signed(now).map_err(|e| Error::Root {
         reason: format!("cannot generate a root for Secret {r}: {e}"),
     })?;
-    match api
-        .create(&PostParams::default(), &root_secret(r, &root))
-        .await
-    {
-        Ok(_) => Ok((root, true)),
+    let mut secret = root_secret(
+        r,
+        root.certificate().to_pem().as_bytes(),
+        root.key().to_pem().as_bytes(),
+    );
+    let created = api.create(&PostParams::default(), &secret).await;
+    scrub(&mut secret);
+    match created {
+        Ok(mut answer) => {
+            scrub(&mut answer);
+            Ok((root, true))
+        }
         Err(e) if is_conflict(&e) => Box::pin(root_from_secret(client, r, None, now)).await,
         Err(e) => {
             Err(meshtrust_kube::Error::api(format!("cannot create root Secret {r}"), e).into())
@@ -95,9 +102,11 @@ async fn create_root(
     }
 }
 
-/// The Secret `r` holding `root` (root-cert.pem and root-key.pem), marked as meshtrust's.
-fn root_secret(r: &SecretRef, root: &RootCa) -> Secret {
-    let key_pem = root.key().to_pem();
+/// The Secret `r` holding a root's `root-cert.pem` and `root-key.pem` (PEM bytes), marked
+/// as meshtrust's: the layout the local issuer reads, for the root the controller generates
+/// and for one handed over by `meshtrust rotate start`. It holds the key: scrub it
+/// ([`meshtrust_kube::scrub`]) once written.
+pub fn root_secret(r: &SecretRef, cert_pem: &[u8], key_pem: &[u8]) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(r.name.clone()),
@@ -110,14 +119,8 @@ fn root_secret(r: &SecretRef, root: &RootCa) -> Secret {
         },
         type_: Some("Opaque".to_string()),
         data: Some(BTreeMap::from([
-            (
-                ROOT_CERT.to_string(),
-                ByteString(root.certificate().to_pem().into_bytes()),
-            ),
-            (
-                ROOT_KEY.to_string(),
-                ByteString(key_pem.as_bytes().to_vec()),
-            ),
+            (ROOT_CERT.to_string(), ByteString(cert_pem.to_vec())),
+            (ROOT_KEY.to_string(), ByteString(key_pem.to_vec())),
         ])),
         ..Secret::default()
     }

@@ -36,9 +36,9 @@ pub enum RotateCommand {
     /// Start a root rotation: put the new root in a Secret, set spec.rootRotation.
     Start(RotateStartArgs),
     /// The rotation's phase, what it waits for, and where each cluster stands.
-    Status(RotateStatusArgs),
+    Status(RotationArgs),
     /// Close a Complete rotation: issue from the new root's Secret, remove spec.rootRotation.
-    Finish(RotateFinishArgs),
+    Finish(RotationArgs),
 }
 
 /// `meshtrust rotate start`
@@ -71,23 +71,10 @@ pub struct RotateStartArgs {
     pub output: Output,
 }
 
-/// `meshtrust rotate status`
+/// `meshtrust rotate status` and `meshtrust rotate finish`: one MeshTrust's rotation.
 #[derive(Debug, ClapArgs)]
-pub struct RotateStatusArgs {
+pub struct RotationArgs {
     /// The MeshTrust.
-    #[arg(value_name = "MESHTRUST")]
-    pub name: String,
-    #[command(flatten)]
-    pub management: Management,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
-    pub output: Output,
-}
-
-/// `meshtrust rotate finish`
-#[derive(Debug, ClapArgs)]
-pub struct RotateFinishArgs {
-    /// The MeshTrust whose Complete rotation to close.
     #[arg(value_name = "MESHTRUST")]
     pub name: String,
     #[command(flatten)]

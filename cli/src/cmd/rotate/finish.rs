@@ -10,7 +10,7 @@ use meshtrust_controller::crd::{MeshTrust, SecretRef, SelectedIssuer};
 use serde::Serialize;
 
 use super::{in_progress, read_meshtrust};
-use crate::args::{Output, RotateFinishArgs};
+use crate::args::{Output, RotationArgs};
 use crate::output;
 
 /// What `rotate finish` reports.
@@ -23,7 +23,7 @@ struct Finished {
     old_root_secret: String,
 }
 
-pub async fn finish(args: RotateFinishArgs) -> Result<ExitCode> {
+pub async fn finish(args: RotationArgs) -> Result<ExitCode> {
     let m = &args.management;
     let client = m.kube.access().client(m.context.as_deref()).await?;
     let api: Api<MeshTrust> = Api::all(client);

@@ -3,17 +3,13 @@
 //! would (plus meshtrust's managed-by label), never overwriting another without `--force`;
 //! and the current root's certificate, read for comparison.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Result, bail};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use meshtrust_ca::Certificate;
 use meshtrust_controller::crd::{ROOT_CERT, ROOT_KEY, SecretRef};
-use meshtrust_kube::{MANAGED_BY, api_message, is_conflict, is_not_found, scrub};
+use meshtrust_kube::{api_message, is_conflict, is_not_found, scrub};
 
 /// The new root's files, byte for byte as read (as `kubectl create secret --from-file` puts
 /// them).
@@ -35,7 +31,7 @@ pub async fn ensure(
     force: bool,
 ) -> Result<&'static str> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
-    let mut wanted = root_secret(target, root);
+    let mut wanted = meshtrust_controller::root_secret(target, &root.cert, &root.key);
     let result = create_or_replace(&api, target, &mut wanted, force).await;
     scrub(&mut wanted);
     result
@@ -111,26 +107,5 @@ pub async fn root_fingerprint(client: &Client, r: &SecretRef) -> Result<Option<S
     match cert {
         Some(Ok(certs)) if !certs.is_empty() => Ok(Some(certs[0].fingerprint())),
         _ => bail!("the current root's Secret {r} holds no readable {ROOT_CERT}"),
-    }
-}
-
-/// The Secret `r` with `root`'s certificate and key, labelled as meshtrust's.
-fn root_secret(r: &SecretRef, root: &RootFiles) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(r.name.clone()),
-            namespace: Some(r.namespace.clone()),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY.0.to_string(),
-                MANAGED_BY.1.to_string(),
-            )])),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".to_string()),
-        data: Some(BTreeMap::from([
-            (ROOT_CERT.to_string(), ByteString(root.cert.clone())),
-            (ROOT_KEY.to_string(), ByteString(root.key.to_vec())),
-        ])),
-        ..Secret::default()
     }
 }

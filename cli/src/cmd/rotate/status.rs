@@ -10,7 +10,7 @@ use meshtrust_controller::crd::{ClusterStatus, Condition, MeshTrust, find_condit
 use serde::Serialize;
 
 use super::read_meshtrust;
-use crate::args::{Output, RotateStatusArgs};
+use crate::args::{Output, RotationArgs};
 use crate::output;
 
 /// A cluster's place in a rotation, as docs/rotation.md names the stages.
@@ -65,7 +65,7 @@ struct Report {
     clusters: Vec<ClusterRow>,
 }
 
-pub async fn status(args: RotateStatusArgs) -> Result<ExitCode> {
+pub async fn status(args: RotationArgs) -> Result<ExitCode> {
     let m = &args.management;
     let client = m.kube.access().client(m.context.as_deref()).await?;
     let api: Api<MeshTrust> = Api::all(client);

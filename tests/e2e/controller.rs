@@ -5,7 +5,6 @@
 // The suite waits on real processes: wall-clock deadlines are the point here.
 #![allow(clippy::disallowed_methods)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meshtrust_testkit::apiserver::{Fault, FaultRule, Method};
@@ -87,17 +86,7 @@ fn three_members_reach_ready_then_renew_when_time_passes_the_renewal_time() {
     }
 
     // `meshtrust status` shows the table and exits 0 when everything is ready.
-    let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-        .args([
-            "status",
-            "--kubeconfig",
-            &fleet.harness.kubeconfig_path().display().to_string(),
-            "--context",
-            "mgmt",
-        ])
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
+    let out = fleet.cli(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     for c in MEMBERS {
@@ -169,25 +158,11 @@ fn a_root_rotation_keeps_every_pair_of_clusters_trusting_each_other_after_every_
     let before = cacerts_history(&fleet).len();
 
     // The new root, made with the CLI and handed over in a Secret.
-    let dir = fleet.work.path().join("new-root");
-    let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-        .args(["root", "create", "--out", &dir.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let dir = fleet.seed_root_secret("mesh-root-2");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-    fleet.mgmt().seed(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "mesh-root-2", "namespace": NS},
-        "data": {"root-cert.pem": b64(&read("root-cert.pem")), "root-key.pem": b64(&read("root-key.pem"))}
-    }));
     let old_root = root_fingerprint(&fleet, "mesh-root");
     let new_root = root_fingerprint(&fleet, "mesh-root-2");
-    let mut mt = fleet.meshtrust();
-    mt["spec"]["rootRotation"] =
-        json!({"newRootSecretRef": {"name": "mesh-root-2", "namespace": NS}});
-    mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
-    fleet.mgmt().seed(mt);
+    fleet.start_rotation("mesh-root-2", None);
 
     // Every intermediate is reissued from the new root, then the old root is held (24h by
     // default) so that workload certificates signed under it expire before it goes.
@@ -217,9 +192,7 @@ fn a_root_rotation_keeps_every_pair_of_clusters_trusting_each_other_after_every_
         );
     }
     fleet.advance_to(2);
-    let mt = fleet.wait_for("rotation complete", |mt| {
-        mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
-    });
+    let mt = fleet.wait_for("rotation complete", rotation_complete);
     for c in MEMBERS {
         assert_eq!(
             cluster_status(&mt, c)["trustedRoots"],

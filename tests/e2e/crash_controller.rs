@@ -13,15 +13,13 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meshtrust_testkit::apiserver::{Cluster, Fault, FaultRule};
+use meshtrust_testkit::apiserver::{Cluster, Fault, FaultRule, RequestRecord};
 use meshtrust_testkit::crash::{
     assert_clusters_trust_each_other, assert_every_cacerts_version_valid, ders, unb64,
 };
-use meshtrust_testkit::text;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[allow(dead_code)] // Each suite uses part of the fleet.
 mod fleet;
@@ -46,30 +44,38 @@ fn rule(cluster: &str) -> FaultRule {
     }
 }
 
-/// How many writes of the kind [`rule`] picks each cluster received since `from`.
-fn writes_since(fleet: &Fleet, from: &[(String, usize)]) -> Vec<(String, usize)> {
-    from.iter()
-        .map(|(c, before)| {
-            let probe = rule(c);
-            let all = fleet.harness.cluster(c).writes();
-            let n = all
-                .iter()
-                .filter(|w| w.target().contains(&probe.path_contains))
-                .count();
-            (c.clone(), n - before)
+/// The clusters the kill points are in: the management cluster and the members.
+const CLUSTERS: [&str; 4] = ["mgmt", "c1", "c2", "c3"];
+
+/// The writes of the kind [`rule`] picks that `cluster` received so far, oldest first.
+fn picked(fleet: &Fleet, cluster: &str) -> Vec<RequestRecord> {
+    let probe = rule(cluster);
+    fleet
+        .harness
+        .cluster(cluster)
+        .writes()
+        .into_iter()
+        .filter(|w| w.target().contains(&probe.path_contains))
+        .collect()
+}
+
+/// How many picked writes each cluster received so far.
+fn picked_counts(fleet: &Fleet) -> Vec<usize> {
+    CLUSTERS.iter().map(|c| picked(fleet, c).len()).collect()
+}
+
+/// A kill point for each picked write after `before` (from [`picked_counts`]).
+fn points_since(fleet: &Fleet, before: &[usize]) -> Vec<Point> {
+    CLUSTERS
+        .iter()
+        .zip(picked_counts(fleet).iter().zip(before))
+        .flat_map(|(c, (now, before))| {
+            (1..=now - before).map(|nth| Point {
+                cluster: c.to_string(),
+                nth,
+            })
         })
         .collect()
-}
-
-fn clusters() -> Vec<String> {
-    std::iter::once("mgmt")
-        .chain(MEMBERS)
-        .map(str::to_string)
-        .collect()
-}
-
-fn no_writes() -> Vec<(String, usize)> {
-    clusters().into_iter().map(|c| (c, 0)).collect()
 }
 
 fn members(fleet: &Fleet) -> Vec<Cluster> {
@@ -97,14 +103,9 @@ fn root_versions(fleet: &Fleet, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// How many writes [`rule`] would pick `cluster` has received so far.
-fn picked(fleet: &Fleet, cluster: &str) -> usize {
-    writes_since(fleet, &[(cluster.to_string(), 0)])[0].1
-}
-
 /// Arms `point`: its write will be carried out and held. Returns the writes before it.
 fn arm(fleet: &Fleet, point: &Point) -> usize {
-    let before = picked(fleet, &point.cluster);
+    let before = picked(fleet, &point.cluster).len();
     fleet
         .harness
         .cluster(&point.cluster)
@@ -129,29 +130,11 @@ fn kill_at(fleet: &mut Fleet, identity: &str, point: &Point, before: usize) -> S
     }
     fleet.stop(identity);
     c.clear_faults();
-    let probe = rule(&point.cluster);
-    let write = c
-        .writes()
-        .into_iter()
-        .filter(|w| w.target().contains(&probe.path_contains))
-        .nth(before + point.nth - 1)
-        .unwrap();
+    let write = &picked(fleet, &point.cluster)[before + point.nth - 1];
     format!(
         "killed after write {} to {} ({} {})",
         point.nth, point.cluster, write.method, write.path
     )
-}
-
-fn points(counts: &[(String, usize)]) -> Vec<Point> {
-    counts
-        .iter()
-        .flat_map(|(c, n)| {
-            (1..=*n).map(|nth| Point {
-                cluster: c.clone(),
-                nth,
-            })
-        })
-        .collect()
 }
 
 #[test]
@@ -160,10 +143,9 @@ fn a_controller_killed_after_any_write_of_a_first_issuance_leaves_valid_members_
     let mut clean = Fleet::new();
     clean.start("clean");
     clean.wait_for("every cluster Ready", all_ready);
-    let counts = writes_since(&clean, &no_writes());
+    let points = points_since(&clean, &[0; CLUSTERS.len()]);
     drop(clean);
-    let points = points(&counts);
-    assert!(points.len() >= 7, "a first issuance writes: {counts:?}");
+    assert!(points.len() >= 7, "a first issuance writes: {points:?}");
 
     let mut covered = Vec::new();
     for point in &points {
@@ -200,54 +182,33 @@ fn a_controller_killed_after_any_write_of_a_first_issuance_leaves_valid_members_
     );
 }
 
-/// A fleet at rest (every member Ready), with a second root's Secret `mesh-root-2`; the
-/// rotation it is given holds the old root 1 s, so that it runs through without a clock move.
+/// A fleet at rest (every member Ready), with a second root's Secret `mesh-root-2`.
 fn fleet_before_rotation() -> Fleet {
     let mut fleet = Fleet::new();
     fleet.start("a");
     fleet.wait_for("every cluster Ready", all_ready);
     fleet.stop("a");
-    let dir = fleet.work.path().join("new-root");
-    let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-        .args(["root", "create", "--out", &dir.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-    fleet.mgmt().seed(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "mesh-root-2", "namespace": NS},
-        "data": {"root-cert.pem": b64(&read("root-cert.pem")), "root-key.pem": b64(&read("root-key.pem"))}
-    }));
+    fleet.seed_root_secret("mesh-root-2");
     fleet
 }
 
+/// The rotation to `mesh-root-2`, holding the old root 1 s so that it runs through without
+/// a clock move.
 fn start_rotation(fleet: &Fleet) {
-    let mut mt = fleet.meshtrust();
-    mt["spec"]["rootRotation"] = json!({
-        "newRootSecretRef": {"name": "mesh-root-2", "namespace": NS},
-        "holdBeforeRemovingOldRoot": "1s",
-    });
-    mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
-    fleet.mgmt().seed(mt);
-}
-
-fn rotated(mt: &Value) -> bool {
-    mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
+    fleet.start_rotation("mesh-root-2", Some("1s"));
 }
 
 #[test]
 fn a_controller_killed_after_any_write_of_a_root_rotation_leaves_every_pair_trusting_and_the_next_completes_it()
  {
     let mut clean = fleet_before_rotation();
-    let before: Vec<(String, usize)> = writes_since(&clean, &no_writes());
+    let before = picked_counts(&clean);
     start_rotation(&clean);
     clean.start("clean");
-    clean.wait_for("the rotation complete", rotated);
-    let counts = writes_since(&clean, &before);
+    clean.wait_for("the rotation complete", rotation_complete);
+    let points = points_since(&clean, &before);
     drop(clean);
-    let points = points(&counts);
-    assert!(points.len() >= 9, "a rotation writes: {counts:?}");
+    assert!(points.len() >= 9, "a rotation writes: {points:?}");
 
     let mut covered = Vec::new();
     for point in &points {
@@ -263,7 +224,10 @@ fn a_controller_killed_after_any_write_of_a_root_rotation_leaves_every_pair_trus
         assert_safe(&fleet, &after);
 
         fleet.start("b");
-        fleet.wait_for(&format!("the rotation complete, {after}"), rotated);
+        fleet.wait_for(
+            &format!("the rotation complete, {after}"),
+            rotation_complete,
+        );
         assert_safe(&fleet, &after);
         let now = (
             root_versions(&fleet, "mesh-root"),

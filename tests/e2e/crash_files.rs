@@ -148,14 +148,42 @@ fn assert_root_old_or_new(before: &Path, dir: &Path) -> bool {
         }
         Some(now) if Some(&now) == old.as_ref() => false,
         Some(_) => {
-            assert!(
-                openssl_key_matches_cert(&dir.join("root-key.pem"), &dir.join("root-cert.pem")),
-                "{}: root-key.pem is not root-cert.pem's key",
-                dir.display()
-            );
+            assert_root_whole(dir);
             true
         }
     }
+}
+
+/// `dir` holds a root whose key is its certificate's (openssl), both files present.
+fn assert_root_whole(dir: &Path) {
+    assert!(
+        openssl_key_matches_cert(&dir.join("root-key.pem"), &dir.join("root-cert.pem")),
+        "{}: root-key.pem is not root-cert.pem's key",
+        dir.display()
+    );
+}
+
+/// Runs `meshtrust PARTS` (DIR replaced by `d`), which must succeed: a scenario's setup.
+fn ok(parts: &[&str], d: &Path) {
+    let out = meshtrust(&args(parts, d));
+    assert!(out.status.success(), "meshtrust {parts:?}: {}", text(&out));
+}
+
+/// `meshtrust cacerts` for both clusters from DIR/root into DIR/certs, then `extra`.
+fn cacerts(extra: &[&str], d: &Path) -> Vec<String> {
+    let mut parts = vec![
+        "cacerts",
+        "--root",
+        "DIR/root",
+        "--cluster",
+        "east",
+        "--cluster",
+        "west",
+        "--out",
+        "DIR/certs",
+    ];
+    parts.extend_from_slice(extra);
+    args(&parts, d)
 }
 
 /// Each cluster's bundle under `dir` is as it was under `before`, or complete and valid
@@ -261,12 +289,7 @@ fn root_create_killed_anywhere_leaves_no_root_or_a_whole_one() {
             }
         },
         rerun: &|d| args(&["root", "create", "--out", "DIR/root", "--force"], d),
-        converged: &|d| {
-            assert!(assert_root_old_or_new(
-                &PathBuf::from("/nonexistent"),
-                &d.join("root")
-            ))
-        },
+        converged: &|d| assert_root_whole(&d.join("root")),
     });
     report("root create", &points);
 }
@@ -276,8 +299,7 @@ fn root_create_forced_over_plain_files_killed_anywhere_keeps_the_old_pair_or_the
     let points = kill_everywhere(&Scenario {
         prepare: &|d| {
             // A root written as plain files, as openssl or an older meshtrust leaves it.
-            let made = meshtrust(&args(&["root", "create", "--out", "DIR/made"], d));
-            assert!(made.status.success(), "{}", text(&made));
+            ok(&["root", "create", "--out", "DIR/made"], d);
             std::fs::create_dir(d.join("root")).unwrap();
             for f in ROOT_FILES {
                 std::fs::write(
@@ -301,10 +323,7 @@ fn root_create_forced_over_plain_files_killed_anywhere_keeps_the_old_pair_or_the
             let before = std::fs::read(d.join("made/root-key.pem")).unwrap();
             let now = std::fs::read(d.join("root/root-key.pem")).unwrap();
             assert!(before != now, "the rerun made a new root");
-            assert!(openssl_key_matches_cert(
-                &d.join("root/root-key.pem"),
-                &d.join("root/root-cert.pem")
-            ));
+            assert_root_whole(&d.join("root"));
         },
     });
     report("root create --force --backup over plain files", &points);
@@ -314,42 +333,11 @@ fn root_create_forced_over_plain_files_killed_anywhere_keeps_the_old_pair_or_the
 fn cacerts_killed_anywhere_leaves_each_bundle_old_or_new_and_the_root_untouched() {
     let points = kill_everywhere(&Scenario {
         prepare: &|d| {
-            let made = meshtrust(&args(&["root", "create", "--out", "DIR/root"], d));
-            assert!(made.status.success(), "{}", text(&made));
-            let first = meshtrust(&args(
-                &[
-                    "cacerts",
-                    "--root",
-                    "DIR/root",
-                    "--cluster",
-                    "east",
-                    "--cluster",
-                    "west",
-                    "--out",
-                    "DIR/certs",
-                ],
-                d,
-            ));
+            ok(&["root", "create", "--out", "DIR/root"], d);
+            let first = meshtrust(&cacerts(&[], d));
             assert!(first.status.success(), "{}", text(&first));
         },
-        command: &|d| {
-            args(
-                &[
-                    "cacerts",
-                    "--root",
-                    "DIR/root",
-                    "--cluster",
-                    "east",
-                    "--cluster",
-                    "west",
-                    "--out",
-                    "DIR/certs",
-                    "--force",
-                    "--backup",
-                ],
-                d,
-            )
-        },
+        command: &|d| cacerts(&["--force", "--backup"], d),
         after_kill: &|before, d| {
             assert!(
                 !assert_root_old_or_new(&before.join("root"), &d.join("root")),
@@ -358,23 +346,7 @@ fn cacerts_killed_anywhere_leaves_each_bundle_old_or_new_and_the_root_untouched(
             assert_bundles_old_or_new(&before.join("certs"), &d.join("certs"));
             assert_backups_whole(&before.join("certs"), &d.join("certs"));
         },
-        rerun: &|d| {
-            args(
-                &[
-                    "cacerts",
-                    "--root",
-                    "DIR/root",
-                    "--cluster",
-                    "east",
-                    "--cluster",
-                    "west",
-                    "--out",
-                    "DIR/certs",
-                    "--force",
-                ],
-                d,
-            )
-        },
+        rerun: &|d| cacerts(&["--force"], d),
         converged: &|d| {
             for c in CLUSTERS {
                 assert_bundle_independently_valid(&d.join("certs").join(c));

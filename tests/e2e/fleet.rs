@@ -1,7 +1,8 @@
 //! The controller suites' fleet: a management cluster holding the `MeshTrust` `mesh`, its
 //! namespace and a kubeconfig Secret per member, three member clusters on the loopback
 //! harness, and `meshtrust controller` replicas started against it with a test clock moved
-//! by an offset file. Shared by `tests/e2e/controller.rs` and `tests/e2e/operator_verbs.rs`.
+//! by an offset file. Shared by the controller, operator-verb, monitoring and controller
+//! crash suites (`tests/e2e/{controller,operator_verbs,monitoring,crash_controller}.rs`).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -287,6 +288,44 @@ pub fn all_ready(mt: &Value) -> bool {
         && MEMBERS
             .iter()
             .all(|c| condition(&cluster_status(mt, c)["conditions"], "Ready")["status"] == "True")
+}
+
+/// A root rotation is done and every member is Ready.
+pub fn rotation_complete(mt: &Value) -> bool {
+    mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
+}
+
+impl Fleet {
+    /// A new root made by `meshtrust root create` in the work directory, handed over in the
+    /// management cluster's Secret `secret` (as docs/rotation.md's kubectl way does).
+    /// Returns the root's directory.
+    pub fn seed_root_secret(&self, secret: &str) -> PathBuf {
+        let dir = self.work.path().join(secret);
+        let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .args(["root", "create", "--out", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        self.mgmt().seed(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret, "namespace": NS},
+            "data": {"root-cert.pem": b64(&read("root-cert.pem")), "root-key.pem": b64(&read("root-key.pem"))}
+        }));
+        dir
+    }
+
+    /// Sets `spec.rootRotation` of `mesh` to the root in Secret `secret` (holding the old
+    /// root `hold`, or the default 24h), as a spec change: the generation moves.
+    pub fn start_rotation(&self, secret: &str, hold: Option<&str>) {
+        let mut mt = self.meshtrust();
+        mt["spec"]["rootRotation"] = json!({"newRootSecretRef": {"name": secret, "namespace": NS}});
+        if let Some(h) = hold {
+            mt["spec"]["rootRotation"]["holdBeforeRemovingOldRoot"] = json!(h);
+        }
+        mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
+        self.mgmt().seed(mt);
+    }
 }
 
 pub fn root_fingerprint(fleet: &Fleet, secret: &str) -> String {

@@ -9,19 +9,19 @@
 #[path = "monitoring/promql.rs"]
 mod promql;
 
-use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[allow(dead_code)] // Each suite uses part of the fleet.
+mod fleet;
+use fleet::*;
 
-use base64::Engine;
-use meshtrust_testkit::apiserver::{Fault, FaultRule, Harness};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use meshtrust_testkit::apiserver::{Fault, FaultRule};
 use meshtrust_testkit::text;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const NS: &str = "meshtrust-system";
 const RULES: &str = "deploy/monitoring/meshtrust-alerts.yaml";
 const RULE_TESTS: &str = "deploy/monitoring/meshtrust-alerts.test.yaml";
 const DASHBOARD: &str = "deploy/monitoring/grafana-dashboard.json";
@@ -154,187 +154,15 @@ fn the_dashboard_is_one_grafana_dashboard_on_one_prometheus_data_source() {
     }
 }
 
-/// The controller and the loopback clusters it runs against.
-struct Running {
-    harness: Harness,
-    controller: Child,
-    port: u16,
-    log: PathBuf,
-    work: tempfile::TempDir,
+/// The exposition of replica `identity`'s `/metrics` (the body of a 200).
+fn exposition(fleet: &Fleet, identity: &str) -> String {
+    let response = fleet.metrics(identity);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.controller.kill();
-        let _ = self.controller.wait();
-    }
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-impl Running {
-    /// A management cluster with a MeshTrust `mesh` over members c1, c2 and c3, and one
-    /// controller replica.
-    fn start() -> Running {
-        let harness = Harness::start(&["mgmt", "c1", "c2", "c3"]);
-        let mgmt = harness.cluster("mgmt");
-        mgmt.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
-        let kubeconfig = std::fs::read_to_string(harness.kubeconfig_path()).unwrap();
-        let members = ["c1", "c2", "c3"];
-        for c in members {
-            mgmt.seed(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": format!("{c}-kubeconfig"), "namespace": NS},
-                "data": {"kubeconfig": b64(&kubeconfig)}
-            }));
-        }
-        mgmt.seed(json!({
-            "apiVersion": "meshtrust.io/v1alpha1", "kind": "MeshTrust",
-            "metadata": {"name": "mesh"},
-            "spec": {
-                "issuer": {"local": {"secretRef": {"name": "mesh-root", "namespace": NS}}},
-                "intermediate": {"duration": "90d"},
-                "clusters": members.iter().map(|c| json!({
-                    "name": c, "network": format!("net-{c}"),
-                    "kubeconfigSecretRef": {"name": format!("{c}-kubeconfig"), "context": c}
-                })).collect::<Vec<_>>()
-            }
-        }));
-        // c3 refuses everything: it is not Ready, and its failures are counted.
-        harness
-            .cluster("c3")
-            .fail(FaultRule::new(Fault::Status(503)).always());
-        let work = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = work.path().join("controller.log");
-        let controller = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-            .args(["controller", "--kubeconfig"])
-            .arg(harness.kubeconfig_path())
-            .args([
-                "--context",
-                "mgmt",
-                "--namespace",
-                NS,
-                "--identity",
-                "replica-a",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--lease-duration",
-                "2s",
-                "--renew-deadline",
-                "1500ms",
-                "--retry-period",
-                "250ms",
-            ])
-            .args([
-                "--resync",
-                "1s",
-                "--backoff-base",
-                "200ms",
-                "--backoff-cap",
-                "1s",
-            ])
-            .args(["--request-timeout", "5s"])
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Running {
-            harness,
-            controller,
-            port,
-            log,
-            work,
-        }
-    }
-
-    fn meshtrust(&self) -> Value {
-        self.harness
-            .cluster("mgmt")
-            .get("meshtrust.io/v1alpha1", "MeshTrust", None, "mesh")
-            .unwrap()
-    }
-
-    /// Waits until `pred` holds for the MeshTrust, or fails with the controller's log.
-    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mt = self.meshtrust();
-            if pred(&mt) {
-                return;
-            }
-            let exited = self.controller.try_wait().ok().flatten().is_some();
-            if exited || Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what} (or the controller exited); status: {}\n{}",
-                    mt["status"],
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        out.split_once("\r\n\r\n").unwrap().1.to_string()
-    }
-
-    /// Starts a root rotation to a new root made by the CLI.
-    fn rotate(&self) {
-        let dir = self.work.path().join("new-root");
-        let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-            .args(["root", "create", "--out"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        let mgmt = self.harness.cluster("mgmt");
-        mgmt.seed(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "mesh-root-2", "namespace": NS},
-            "data": {"root-cert.pem": b64(&read("root-cert.pem")), "root-key.pem": b64(&read("root-key.pem"))}
-        }));
-        let mut mt = self.meshtrust();
-        mt["spec"]["rootRotation"] = json!({
-            "newRootSecretRef": {"name": "mesh-root-2", "namespace": NS},
-            "holdBeforeRemovingOldRoot": "1h"
-        });
-        mt["metadata"]["generation"] =
-            json!(mt["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
-        mgmt.seed(mt);
-    }
-}
-
-fn cluster_ready(mt: &Value, cluster: &str) -> Option<String> {
-    let c = mt["status"]["clusters"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == cluster)?;
-    let ready = c["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready")?;
-    ready["status"].as_str().map(str::to_string)
+fn ready(mt: &Value, cluster: &str) -> Value {
+    condition(&cluster_status(mt, cluster)["conditions"], "Ready")["status"].clone()
 }
 
 /// The names of the samples of an exposition (what Prometheus stores: `_total`, `_bucket`,
@@ -358,18 +186,24 @@ fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[test]
 fn every_metric_the_rules_and_the_dashboard_read_is_one_a_running_controller_exposes() {
-    let mut run = Running::start();
-    run.wait_for("c1 and c2 Ready, c3 not Ready", |mt| {
-        cluster_ready(mt, "c1").as_deref() == Some("True")
-            && cluster_ready(mt, "c2").as_deref() == Some("True")
-            && cluster_ready(mt, "c3").as_deref() == Some("False")
+    // The fleet's MeshTrust over c1, c2 and c3; c3 refuses everything: it is not Ready, and
+    // its failures are counted.
+    let mut fleet = Fleet::new();
+    fleet
+        .harness
+        .cluster("c3")
+        .fail(FaultRule::new(Fault::Status(503)).always());
+    fleet.start("replica-a");
+    fleet.wait_for("c1 and c2 Ready, c3 not Ready", |mt| {
+        ready(mt, "c1") == "True" && ready(mt, "c2") == "True" && ready(mt, "c3") == "False"
     });
     // A rotation cannot take a step while c3 cannot be read: phase Blocked.
-    run.rotate();
-    run.wait_for("the rotation blocked by c3", |mt| {
+    fleet.seed_root_secret("mesh-root-2");
+    fleet.start_rotation("mesh-root-2", Some("1h"));
+    fleet.wait_for("the rotation blocked by c3", |mt| {
         mt["status"]["rotation"]["phase"] == "Blocked"
     });
-    let blocked = run.metrics();
+    let blocked = exposition(&fleet, "replica-a");
 
     let mut used = BTreeSet::new();
     for (name, expr) in alerts() {
@@ -440,11 +274,11 @@ fn every_metric_the_rules_and_the_dashboard_read_is_one_a_running_controller_exp
     assert!((now - since).abs() < 120.0, "{since} is about now ({now})");
 
     // Once c3 answers, the rotation moves on to the hold, and the phase series with it.
-    run.harness.cluster("c3").clear_faults();
-    run.wait_for("the hold before phase 3", |mt| {
+    fleet.harness.cluster("c3").clear_faults();
+    fleet.wait_for("the hold before phase 3", |mt| {
         mt["status"]["rotation"]["phase"] == "HoldingOldRoot"
     });
-    let holding = run.metrics();
+    let holding = exposition(&fleet, "replica-a");
     let series = |m: &str| {
         m.lines()
             .filter(|l| l.starts_with("meshtrust_rotation_phase_started_timestamp_seconds{"))

@@ -465,9 +465,7 @@ fn rotate_start_hands_the_new_root_over_and_the_rotation_completes() {
     assert!(fleet.meshtrust()["spec"]["rootRotation"].is_object());
 
     fleet.advance_to(2);
-    let mt = fleet.wait_for("rotation complete", |mt| {
-        mt["status"]["rotation"]["phase"] == "Complete" && all_ready(mt)
-    });
+    let mt = fleet.wait_for("rotation complete", rotation_complete);
     for c in MEMBERS {
         assert_eq!(
             cluster_status(&mt, c)["trustedRoots"],

@@ -315,6 +315,20 @@ impl Fleet {
         dir
     }
 
+    /// Waits for the rotation to complete, then checks that every member trusts the root
+    /// `new_root` (fingerprint) alone and holds a bundle openssl and webpki accept.
+    pub fn wait_rotated_to(&mut self, new_root: &str) {
+        let mt = self.wait_for("rotation complete", rotation_complete);
+        for c in MEMBERS {
+            assert_eq!(
+                cluster_status(&mt, c)["trustedRoots"],
+                json!([new_root]),
+                "{c}"
+            );
+            meshtrust_testkit::assert_bundle_independently_valid(&self.bundle_dir(c));
+        }
+    }
+
     /// Sets `spec.rootRotation` of `mesh` to the root in Secret `secret` (holding the old
     /// root `hold`, or the default 24h), as a spec change: the generation moves.
     pub fn start_rotation(&self, secret: &str, hold: Option<&str>) {

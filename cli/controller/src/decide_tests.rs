@@ -22,6 +22,32 @@ fn root() -> RootCa {
 }
 
 /// A 90-day intermediate for `cluster1` issued by `root` at `at`.
+/// What the table tests' cluster may hold: bundles from the mesh root, and from another.
+struct Held {
+    /// Issued a day before T0.
+    fresh: BundleFiles,
+    /// 90 days issued 5 min backdated at T0 − 70 d: due at two thirds, i.e. T0 − 10 d.
+    due: BundleFiles,
+    /// From another root.
+    foreign: BundleFiles,
+    params: IntermediateParams,
+    roots: TrustBundle,
+}
+
+fn held() -> Held {
+    let root = root();
+    let other = RootParams::default()
+        .self_signed(T0 - Duration::days(400))
+        .unwrap();
+    Held {
+        fresh: bundle(&root, T0 - Duration::days(1)),
+        due: bundle(&root, T0 - Duration::days(70)),
+        foreign: bundle(&other, T0 - Duration::days(1)),
+        params: IntermediateParams::new(ClusterName::new("cluster1").unwrap()),
+        roots: root.trust_bundle(),
+    }
+}
+
 fn bundle(root: &RootCa, at: OffsetDateTime) -> BundleFiles {
     let mut params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
     params.validity = Duration::days(90);
@@ -72,16 +98,13 @@ enum Want {
 
 #[test]
 fn per_cluster_decisions() {
-    let root = root();
-    let other = RootParams::default()
-        .self_signed(T0 - Duration::days(400))
-        .unwrap();
-    let fresh = bundle(&root, T0 - Duration::days(1));
-    // 90 days issued 5 min backdated at T0 − 70 d: due at two thirds, i.e. T0 − 10 d.
-    let due = bundle(&root, T0 - Duration::days(70));
-    let foreign = bundle(&other, T0 - Duration::days(1));
-    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
-    let roots = root.trust_bundle();
+    let Held {
+        fresh,
+        due,
+        foreign,
+        params,
+        roots,
+    } = held();
     let policy = RenewalPolicy::Default;
     let fresh_due = meshtrust_ca::next_check(&fresh, &policy).unwrap();
     let issued_before = ClusterStatus {
@@ -338,15 +361,13 @@ fn renewal_request(cluster: &str, serial: &str) -> RenewalRequest {
 
 #[test]
 fn renewal_request_decisions() {
-    let root = root();
-    let other = RootParams::default()
-        .self_signed(T0 - Duration::days(400))
-        .unwrap();
-    let fresh = bundle(&root, T0 - Duration::days(1));
-    let due = bundle(&root, T0 - Duration::days(70));
-    let foreign = bundle(&other, T0 - Duration::days(1));
-    let params = IntermediateParams::new(ClusterName::new("cluster1").unwrap());
-    let roots = root.trust_bundle();
+    let Held {
+        fresh,
+        due,
+        foreign,
+        params,
+        roots,
+    } = held();
     let for_fresh = renewal_request("cluster1", &serial(&fresh));
     let for_due = renewal_request("cluster1", &serial(&due));
     let for_foreign = renewal_request("cluster1", &serial(&foreign));

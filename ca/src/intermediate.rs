@@ -2,9 +2,7 @@
 
 use std::sync::OnceLock;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, SanType};
 use time::{Duration, OffsetDateTime};
 
 use crate::bundle::BundleFormat;
@@ -247,10 +245,9 @@ impl RootCa {
             validity_window(now, profile.validity, root.not_before(), root.not_after());
         params.not_before = not_before;
         params.not_after = not_after;
-        let issuer = Issuer::from_ca_cert_der(root.der(), self.key())
-            .map_err(crypto("reading the root certificate as issuer"))?;
+        let issuer = self.issuer();
         let cert = params
-            .signed_by(&request.public_key, &issuer)
+            .signed_by(&request.public_key, issuer)
             .map_err(crypto("signing the intermediate certificate"))?;
         Ok(SignedIntermediate {
             certificate: Certificate::from_der("ca-cert.pem", 1, cert.der().to_vec())?,

@@ -1,7 +1,10 @@
 //! The self-signed root of trust that meshtrust manages.
 
+use std::sync::Arc;
+
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
+    PublicKeyData, SignatureAlgorithm, SigningKey,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -71,7 +74,7 @@ impl RootParams {
             .self_signed(&key)
             .map_err(crypto("signing the root certificate"))?;
         let cert = Certificate::from_der("root-cert.pem", 1, cert.der().to_vec())?;
-        Ok(RootCa { cert, key })
+        RootCa::new(cert, key)
     }
 }
 
@@ -88,7 +91,29 @@ pub(crate) fn ca_key_usages() -> Vec<KeyUsagePurpose> {
 #[derive(Debug)]
 pub struct RootCa {
     cert: Certificate,
-    key: PrivateKey,
+    key: Arc<PrivateKey>,
+    /// The root as rcgen's issuer, read from the certificate once instead of once per
+    /// signature (a parse of the certificate each time).
+    issuer: Issuer<'static, SharedKey>,
+}
+
+/// The root key, shared by the root and its rcgen issuer.
+struct SharedKey(Arc<PrivateKey>);
+
+impl PublicKeyData for SharedKey {
+    fn der_bytes(&self) -> &[u8] {
+        PublicKeyData::der_bytes(&*self.0)
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        PublicKeyData::algorithm(&*self.0)
+    }
+}
+
+impl SigningKey for SharedKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        SigningKey::sign(&*self.0, msg)
+    }
 }
 
 impl RootCa {
@@ -141,7 +166,19 @@ impl RootCa {
                 cert: "root-cert.pem".to_string(),
             });
         }
-        Ok(RootCa { cert, key })
+        RootCa::new(cert, key)
+    }
+
+    fn new(cert: Certificate, key: PrivateKey) -> Result<RootCa> {
+        let key = Arc::new(key);
+        let issuer = Issuer::from_ca_cert_der(cert.der(), SharedKey(key.clone()))
+            .map_err(crypto("reading the root certificate as issuer"))?;
+        Ok(RootCa { cert, key, issuer })
+    }
+
+    /// The root as the issuer rcgen signs with.
+    pub(crate) fn issuer(&self) -> &Issuer<'static, impl SigningKey> {
+        &self.issuer
     }
 
     /// The root certificate.

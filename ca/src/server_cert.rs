@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyUsagePurpose, SanType,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType,
 };
 use rustls_pki_types::DnsName;
 use time::{Duration, OffsetDateTime};
@@ -67,10 +67,9 @@ impl RootCa {
             validity_window(now, validity, root.not_before(), root.not_after());
         params.not_before = not_before;
         params.not_after = not_after;
-        let issuer = Issuer::from_ca_cert_der(root.der(), self.key())
-            .map_err(crypto("reading the root certificate as issuer"))?;
+        let issuer = self.issuer();
         let cert = params
-            .signed_by(key, &issuer)
+            .signed_by(key, issuer)
             .map_err(crypto("signing the serving certificate"))?;
         Certificate::from_der("server-cert.pem", 1, cert.der().to_vec())
     }

@@ -51,14 +51,15 @@ impl Certificate {
         .collect()
     }
 
+    /// Serial number as lowercase hex digits without separators (the service's name for a
+    /// certificate).
+    pub fn serial_digits(&self) -> String {
+        hex::encode(&self.facts.serial)
+    }
+
     /// Serial number as colon-separated hex.
     pub fn serial_hex(&self) -> String {
-        self.x509()
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        hex_colon(&self.facts.serial)
     }
 
     /// Everything `meshtrust inspect` shows about this certificate.
@@ -102,11 +103,7 @@ impl Certificate {
 }
 
 fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    crate::fingerprint::colon_separated(&hex::encode(bytes))
 }
 
 /// What `inspect` reports for one certificate.

@@ -30,6 +30,7 @@ pub struct Certificate {
 }
 
 struct Facts {
+    serial: Vec<u8>,
     subject: String,
     subject_raw: Vec<u8>,
     issuer_raw: Vec<u8>,
@@ -228,6 +229,7 @@ impl Facts {
             out
         });
         Facts {
+            serial: x.raw_serial().to_vec(),
             subject: x.subject().to_string(),
             subject_raw: x.subject().as_raw().to_vec(),
             issuer_raw: x.issuer().as_raw().to_vec(),

@@ -17,10 +17,7 @@ pub fn time(t: OffsetDateTime) -> String {
 
 /// The certificate's serial number, lowercase hex.
 pub fn serial(certificate: &Certificate) -> String {
-    certificate
-        .serial_hex()
-        .replace(':', "")
-        .to_ascii_lowercase()
+    certificate.serial_digits()
 }
 
 /// SHA-256 of the certificate's DER, lowercase hex.

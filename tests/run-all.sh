@@ -44,6 +44,7 @@ need openssl openssl
 need python3 python3
 need curl curl
 need jq jq
+need ss iproute2                       # e2e_service (the listener's backlog)
 need strace strace                     # the crash suites' killer (e2e_crash_files)
 need buildah 'buildah=1.28.*'          # e2e_image
 need /etc/ssl/certs/ca-certificates.crt ca-certificates

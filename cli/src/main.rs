@@ -12,10 +12,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// glibc's malloc and free were ~11 % of `meshtrust serve`'s CPU under load (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = args::Args::parse();
     // kube (ring) and the AWS SDK (aws-lc-rs) both enable rustls providers; without one

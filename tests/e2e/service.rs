@@ -36,6 +36,8 @@ macro_rules! on_both_stores {
 mod cli_client;
 #[path = "service/faults.rs"]
 mod faults;
+#[path = "service/listener.rs"]
+mod listener;
 #[path = "service/replicas.rs"]
 mod replicas;
 #[path = "service/sa_token.rs"]

@@ -129,15 +129,21 @@ impl Server {
                 listening(bound, is_tls);
             }
         };
+        let listener = listen(address).map_err(serve_error)?;
         let served = async move {
             match tls {
                 Some(tls) => {
-                    axum_server::bind_rustls(address, tls)
+                    axum_server::from_tcp_rustls(listener, tls)?
                         .handle(handle)
                         .serve(app)
                         .await
                 }
-                None => axum_server::bind(address).handle(handle).serve(app).await,
+                None => {
+                    axum_server::from_tcp(listener)?
+                        .handle(handle)
+                        .serve(app)
+                        .await
+                }
             }
         };
         let (served, ()) = tokio::join!(served, announce);
@@ -145,6 +151,23 @@ impl Server {
         report_drain(&drained, grace);
         Ok(())
     }
+}
+
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). An
+/// enrollment storm opens a connection per cluster at once; with tokio's default of 1,024,
+/// 1,000 clusters overflowed the queue while the workers were busy with TLS handshakes, and
+/// every dropped connection waited a second for its SYN to be retransmitted.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The listening socket on `address`, with [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// Once `shutdown` completes: no new connections, and the open ones get `grace` to finish

@@ -51,12 +51,6 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// Leader election is misconfigured or its Lease cannot be used.
-    #[error("{reason}")]
-    Lease {
-        /// What is wrong.
-        reason: String,
-    },
     /// The health and metrics server cannot listen or failed.
     #[error("{reason}")]
     Serve {
@@ -80,7 +74,6 @@ impl Error {
             Error::Status { .. } => Reason::StatusNotWritten,
             Error::Kube(_)
             | Error::Unverified { .. }
-            | Error::Lease { .. }
             | Error::Serve { .. }
             | Error::Internal(_) => Reason::IssuanceFailed,
         }

@@ -29,7 +29,6 @@ pub mod decide;
 mod deliver;
 mod error;
 mod health;
-pub mod leader;
 mod members;
 mod metrics;
 mod reason;
@@ -51,6 +50,8 @@ mod reconcile_tests;
 pub use context::{CONCURRENCY, Context, STATUS_TIMEOUT};
 pub use error::{Error, Result};
 pub use health::{Health, LastReconcile};
+/// Leader election, shared with the agent (it lives in `meshtrust-kube`).
+pub use meshtrust_kube::leader;
 pub use metrics::{CONDITION_STATUSES, Metrics, ReconcileTimer};
 pub use reason::Reason;
 pub use requeue::{MIN_REQUEUE, Requeue};

@@ -44,6 +44,12 @@ pub enum Error {
         /// The budget that ran out.
         budget: std::time::Duration,
     },
+    /// Leader election is misconfigured or its Lease cannot be used.
+    #[error("{reason}")]
+    Lease {
+        /// What is wrong.
+        reason: String,
+    },
     /// A bug in meshtrust: an action carried out without what it needs.
     #[error("internal error: {0}")]
     Internal(&'static str),

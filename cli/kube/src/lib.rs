@@ -3,7 +3,8 @@
 //! Everything meshtrust does with a cluster's Kubernetes API, shared by the CLI's
 //! `bootstrap`/`push` and the controller: reaching clusters ([`Access`], a kubeconfig kept
 //! in a Secret), the `cacerts` Secret ([`cacerts_secret`], [`bundle_files`]), the pure
-//! per-cluster [`plan`], and its delivery with preconditions ([`observe`], [`apply`]).
+//! per-cluster [`plan`], its delivery with preconditions ([`observe`], [`apply`]), and
+//! leader election over a Lease ([`leader`]) for the controller and the agent.
 //!
 //! Nothing here parses arguments, prints, or assumes a command line: errors are [`Error`]
 //! values that say what happened; the caller adds what to do about it.
@@ -26,6 +27,7 @@ mod access;
 mod budget;
 mod deliver;
 mod error;
+pub mod leader;
 mod plan;
 mod retry;
 mod secret;

@@ -24,11 +24,11 @@ mod lease;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::error::{is_conflict, is_not_found};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::PostParams;
 use kube::{Api, Client};
 use meshtrust_issuer::Clock;
-use meshtrust_kube::{is_conflict, is_not_found};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -238,7 +238,7 @@ impl Elector {
 
     fn api_error(&self, verb: &str, e: kube::Error) -> crate::error::Error {
         let action = format!("cannot {verb} the leader Lease {}", self.config.lease());
-        meshtrust_kube::Error::api(action, e).into()
+        crate::error::Error::api(action, e)
     }
 
     fn log_claim(&self, decision: &Decision, previous: &str, written: &Lease) {

@@ -35,11 +35,20 @@ const CRATES: &[(&str, &str, u8)] = &[
     ("meshtrust-peering", "peering", 3),
     ("meshtrust-controller", "controller", 3),
     ("meshtrust-service", "service", 3),
+    ("meshtrust-agent", "agent", 3),
     ("meshtrust-cli", "cli", 4),
 ];
 
 /// The library crates, by short name: everything but the binary.
-const LIBRARIES: &[&str] = &["ca", "issuer", "kube", "peering", "controller", "service"];
+const LIBRARIES: &[&str] = &[
+    "ca",
+    "issuer",
+    "kube",
+    "peering",
+    "controller",
+    "service",
+    "agent",
+];
 
 /// The test harness: a dev-dependency of others, never a normal one.
 const TESTKIT: &str = "meshtrust-testkit";
@@ -1509,10 +1518,10 @@ fn the_layer_rule_rejects_upward_sideways_binary_only_impure_and_harness_depende
         );
     }
     let mut packages = intended_packages();
-    packages.push(package("meshtrust-agent", &[], &[]));
+    packages.push(package("meshtrust-webhook", &[], &[]));
     assert!(
         dependency_violations(&packages)[0]
-            .starts_with("meshtrust-agent: a workspace package without a layer")
+            .starts_with("meshtrust-webhook: a workspace package without a layer")
     );
 }
 

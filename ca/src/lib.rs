@@ -64,7 +64,7 @@ pub use intermediate::{
     validity_window,
 };
 pub use key::{KeyAlgorithm, KeyType, PrivateKey};
-pub use possession::possession_message;
+pub use possession::{possession_message, possession_message_over};
 pub use renewal::{Backoff, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason};
 pub use root::{RootCa, RootParams};
 pub use rotation::{

@@ -44,13 +44,38 @@ pub fn possession_message(
     signed_at: OffsetDateTime,
     csr: &Csr,
 ) -> Vec<u8> {
+    possession_message_over(context, cluster, signed_at, csr.der())
+}
+
+/// [`possession_message`] over any `payload` instead of a CSR: the last line is the SHA-256
+/// of `payload`, as sent. A report a cluster signs with its current key (its `cacerts`
+/// state, sent as JSON text) is bound to the cluster and the time this way.
+///
+/// ```
+/// use meshtrust_ca::{ClusterName, Csr, possession_message, possession_message_over};
+/// use time::macros::datetime;
+///
+/// let cluster = ClusterName::new("cluster1")?;
+/// let at = datetime!(2026-03-04 05:06:07 UTC);
+/// assert_eq!(
+///     possession_message_over("ctx", &cluster, at, b"hello"),
+///     possession_message("ctx", &cluster, at, &Csr::from_der(b"hello".to_vec())),
+/// );
+/// # Ok::<(), meshtrust_ca::Error>(())
+/// ```
+pub fn possession_message_over(
+    context: &str,
+    cluster: &ClusterName,
+    signed_at: OffsetDateTime,
+    payload: &[u8],
+) -> Vec<u8> {
     let t = signed_at.to_offset(UtcOffset::UTC);
     let stamp = t
         .format(time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
         ))
         .unwrap_or_else(|_| t.unix_timestamp().to_string());
-    format!("{context}\n{cluster}\n{stamp}\n{}\n", sha256_hex(csr.der())).into_bytes()
+    format!("{context}\n{cluster}\n{stamp}\n{}\n", sha256_hex(payload)).into_bytes()
 }
 
 impl PrivateKey {

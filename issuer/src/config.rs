@@ -120,7 +120,9 @@ pub async fn connect(config: IssuerConfig, clock: &Clock) -> Result<Arc<dyn Issu
     })
 }
 
-fn server_issuer(config: ServerConfig) -> Result<ServerIssuer> {
+/// The client of the `meshtrust serve` `config` names, as an issuer (no request is made
+/// until the first call).
+pub fn server_issuer(config: ServerConfig) -> Result<ServerIssuer> {
     let plaintext = config.allow_plaintext
         && config
             .url

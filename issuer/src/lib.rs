@@ -48,7 +48,7 @@ pub use check::check_issued;
 pub use clock::Clock;
 #[cfg(feature = "test-clock")]
 pub use clock::ManualClock;
-pub use config::{AwsPcaConfig, IssuerConfig, ServerConfig, connect};
+pub use config::{AwsPcaConfig, IssuerConfig, ServerConfig, connect, server_issuer};
 pub use error::{Error, Result};
 pub use issued::{Batch, IssuedBundle};
 pub use local::LocalIssuer;

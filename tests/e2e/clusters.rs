@@ -84,14 +84,7 @@ fn cacerts(c: &Cluster) -> Option<Value> {
 
 /// Writes a Secret's bundle files to a directory, for `meshtrust verify` and openssl.
 fn export(secret: &Value, dir: &Path) {
-    use base64::Engine as _;
-    std::fs::create_dir_all(dir).unwrap();
-    for (k, v) in secret["data"].as_object().unwrap() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap())
-            .unwrap();
-        std::fs::write(dir.join(k), bytes).unwrap();
-    }
+    meshtrust_testkit::export_secret(secret, dir);
 }
 
 fn verify_cluster(c: &Cluster, dir: &Path) -> Value {

@@ -12,6 +12,7 @@ pub mod leaks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::SystemTime;
 
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
 use rustls_pki_types::pem::PemObject;
@@ -37,15 +38,38 @@ pub fn text(out: &Output) -> String {
 
 /// `openssl verify -CAfile root -untrusted chain cert` — exactly the check Istio's docs use.
 pub fn openssl_verify(root: &Path, chain: &Path, cert: &Path) -> Result<(), String> {
-    let (ok, out) = openssl(&[
-        "verify",
-        "-CAfile",
-        &root.display().to_string(),
-        "-untrusted",
-        &chain.display().to_string(),
-        &cert.display().to_string(),
-    ]);
+    openssl_verify_at(root, chain, cert, None)
+}
+
+/// [`openssl_verify`] at `at` (`-attime`; `None`: now), for certificates issued under a
+/// moved test clock.
+pub fn openssl_verify_at(
+    root: &Path,
+    chain: &Path,
+    cert: &Path,
+    at: Option<SystemTime>,
+) -> Result<(), String> {
+    let attime = at.map(|t| unix_seconds(t).to_string());
+    let mut args = vec![
+        "verify".to_string(),
+        "-CAfile".to_string(),
+        root.display().to_string(),
+        "-untrusted".to_string(),
+        chain.display().to_string(),
+    ];
+    if let Some(t) = attime {
+        args.extend(["-attime".to_string(), t]);
+    }
+    args.push(cert.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = openssl(&args);
     if ok { Ok(()) } else { Err(out) }
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The public key of a private key file and of a certificate, as openssl prints them.
@@ -64,6 +88,11 @@ pub fn openssl_key_matches_cert(key: &Path, cert: &Path) -> bool {
 /// A workload-style certificate (SPIFFE URI SAN, serverAuth + clientAuth) signed by the CA
 /// in `ca_cert`/`ca_key`, as PEM.
 pub fn sign_workload_cert(ca_cert: &Path, ca_key: &Path) -> String {
+    sign_workload_cert_at(ca_cert, ca_key, SystemTime::now())
+}
+
+/// [`sign_workload_cert`], valid around `now`.
+pub fn sign_workload_cert_at(ca_cert: &Path, ca_key: &Path, now: SystemTime) -> String {
     let ca_pem = std::fs::read_to_string(ca_cert).unwrap();
     let key_pem = std::fs::read_to_string(ca_key).unwrap();
     let ca_key = KeyPair::from_pem(&key_pem).expect("the CA key loads");
@@ -84,7 +113,6 @@ pub fn sign_workload_cert(ca_cert: &Path, ca_key: &Path) -> String {
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.use_authority_key_identifier_extension = true;
-    let now = std::time::SystemTime::now();
     params.not_before = (now - std::time::Duration::from_secs(60)).into();
     params.not_after = (now + std::time::Duration::from_secs(3600)).into();
     params.signed_by(&leaf_key, &issuer).unwrap().pem()
@@ -100,6 +128,16 @@ fn certs_of(path: &Path) -> Vec<CertificateDer<'static>> {
 /// rustls-webpki path validation of `leaf_pem` through the certificates in `chain` files
 /// to the roots in `roots`, for client and server use, at the current time.
 pub fn webpki_verify(leaf_pem: &str, chain: &[&Path], roots: &Path) -> Result<(), String> {
+    webpki_verify_at(leaf_pem, chain, roots, SystemTime::now())
+}
+
+/// [`webpki_verify`] at `at`.
+pub fn webpki_verify_at(
+    leaf_pem: &str,
+    chain: &[&Path],
+    roots: &Path,
+    at: SystemTime,
+) -> Result<(), String> {
     let leaf = CertificateDer::from_pem_slice(leaf_pem.as_bytes()).map_err(|e| e.to_string())?;
     let root_ders = certs_of(roots);
     let anchors: Vec<_> = root_ders
@@ -117,7 +155,7 @@ pub fn webpki_verify(leaf_pem: &str, chain: &[&Path], roots: &Path) -> Result<()
             webpki::ALL_VERIFICATION_ALGS,
             &anchors,
             &intermediates,
-            UnixTime::now(),
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(unix_seconds(at))),
             usage,
             None,
             None,
@@ -135,22 +173,48 @@ pub fn webpki_verify(leaf_pem: &str, chain: &[&Path], roots: &Path) -> Result<()
 /// # Panics
 /// On the first check that fails, naming the directory.
 pub fn assert_bundle_independently_valid(dir: &Path) {
+    assert_bundle_independently_valid_at(dir, None);
+}
+
+/// [`assert_bundle_independently_valid`] at `at` (`None`: now): for bundles issued under a
+/// moved test clock.
+///
+/// # Panics
+/// On the first check that fails, naming the directory.
+pub fn assert_bundle_independently_valid_at(dir: &Path, at: Option<SystemTime>) {
     let (cert, key, chain, root) = (
         dir.join("ca-cert.pem"),
         dir.join("ca-key.pem"),
         dir.join("cert-chain.pem"),
         dir.join("root-cert.pem"),
     );
-    openssl_verify(&root, &chain, &cert)
+    openssl_verify_at(&root, &chain, &cert, at)
         .unwrap_or_else(|e| panic!("openssl verify {}: {e}", dir.display()));
     assert!(
         openssl_key_matches_cert(&key, &cert),
         "{}: key and certificate differ (openssl)",
         dir.display()
     );
-    let leaf = sign_workload_cert(&cert, &key);
-    webpki_verify(&leaf, &[&chain], &root)
+    let when = at.unwrap_or_else(SystemTime::now);
+    let leaf = sign_workload_cert_at(&cert, &key, when);
+    webpki_verify_at(&leaf, &[&chain], &root, when)
         .unwrap_or_else(|e| panic!("webpki {}: {e}", dir.display()));
+}
+
+/// Writes the data of a Secret (as JSON, e.g. from the loopback harness) to `dir`, one file
+/// per key, for `meshtrust verify`, openssl and [`assert_bundle_independently_valid`].
+///
+/// # Panics
+/// If the Secret has no data or a value is not base64.
+pub fn export_secret(secret: &serde_json::Value, dir: &Path) {
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).unwrap();
+    for (k, v) in secret["data"].as_object().expect("a Secret with data") {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("a base64 string"))
+            .expect("base64");
+        std::fs::write(dir.join(k), bytes).unwrap();
+    }
 }
 
 /// Every file and directory under `dir` with its bytes and mode (a symlink with its target

@@ -55,6 +55,6 @@ pub use meshtrust_kube::leader;
 pub use metrics::{CONDITION_STATUSES, Metrics, ReconcileTimer};
 pub use reason::Reason;
 pub use requeue::{MIN_REQUEUE, Requeue};
-pub use run::{Settings, recorder, run};
+pub use run::{Settings, recorder, run, shutdown_signal};
 pub use server::{OPENMETRICS_CONTENT_TYPE, serve};
 pub use signers::{Rotation, SignerCache, Signers, root_secret};

@@ -148,7 +148,9 @@ async fn reconcile_while_leading(
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or Ctrl-C (what a pod and a terminal send), for the controller
+/// and the agent alike.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -122,8 +122,23 @@ pub async fn apply(
     network: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Applied> {
-    let secret = secret.map(Scrubbed);
     ensure_namespace(client, namespace, observed, network).await?;
+    write(client, context, namespace, observed, action, secret, now).await
+}
+
+/// Carries out `action` with `secret` in `namespace`, which must exist; touches nothing
+/// but `cacerts` and, for a replace with backup, its backup. This is all the in-cluster
+/// agent may do (its Role allows no more): [`apply`] without the namespace.
+pub async fn write(
+    client: &Client,
+    context: &str,
+    namespace: &str,
+    observed: &Observed,
+    action: &Action,
+    secret: Option<Secret>,
+    now: OffsetDateTime,
+) -> Result<Applied> {
+    let secret = secret.map(Scrubbed);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut applied = Applied::default();
     match action {

@@ -34,7 +34,7 @@ mod secret;
 
 pub use access::{Access, client_from_kubeconfig};
 pub use budget::{DEFAULT_CLUSTER_BUDGET, within};
-pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe};
+pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe, write};
 pub use error::{Error, Result, api_message, is_conflict, is_not_found};
 pub use plan::{Action, Desired, Existing, plan};
 pub use retry::{RetryPolicy, RetrySettings};

@@ -141,6 +141,11 @@ impl ObservedSecret {
         self.labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
     }
 
+    /// One of its annotations.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
     /// The resourceVersion it was read at: a replace is conditioned on it.
     pub fn resource_version(&self) -> Option<String> {
         self.resource_version.clone()

@@ -145,9 +145,18 @@ pub struct VerifyArgs {
     /// Treat warnings (expiring soon, outliving the issuer, …) as failures.
     #[arg(long)]
     pub strict: bool,
+    /// Check as of this instant instead of now (RFC 3339, e.g. 2027-01-01T00:00:00Z): will
+    /// the bundle still be valid then? (openssl verify's -attime.)
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    pub at: Option<time::OffsetDateTime>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,
+}
+
+fn rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("'{text}' is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)"))
 }
 
 impl IntermediateOptions {

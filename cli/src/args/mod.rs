@@ -6,6 +6,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use meshtrust_ca::{BundleFormat, ClusterName, KeyType, duration};
 use time::Duration;
 
+mod agent;
 mod bundles;
 mod clusters;
 mod operator;
@@ -13,6 +14,7 @@ mod peering;
 mod reference;
 mod service;
 
+pub use agent::*;
 pub use bundles::*;
 pub use clusters::*;
 pub use operator::*;
@@ -77,6 +79,9 @@ pub enum Command {
     Rotate(RotateCommand),
     /// Run the root-of-trust service: sign cluster CSRs over an authenticated TLS API.
     Serve(ServeArgs),
+    /// Run in a member cluster: enroll with `meshtrust serve`, keep cacerts renewed (the key
+    /// never leaves the cluster), report what the cluster and its istiod hold.
+    Agent(AgentArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(CompletionsArgs),
     /// Write manual pages: meshtrust.1 and one page per subcommand.

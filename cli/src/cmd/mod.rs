@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns arguments into library calls.
 
+mod agent;
 mod bootstrap;
 mod cacerts;
 mod check;
@@ -53,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Rotate(RotateCommand::Status(a)) => rotate::status(a).await,
         Command::Rotate(RotateCommand::Finish(a)) => rotate::finish(a).await,
         Command::Serve(a) => serve::run(a, &clock).await,
+        Command::Agent(a) => agent::run(a).await,
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a, &clock),
     }

@@ -52,7 +52,7 @@ struct VerifyOutput<'a> {
 }
 
 pub fn run(args: VerifyArgs, clock: &Clock) -> Result<ExitCode> {
-    let now = clock.now();
+    let now = args.at.unwrap_or_else(|| clock.now());
     let files = read_bundle_dir(&args.dir)?;
     let report = verify_bundle(
         &files,

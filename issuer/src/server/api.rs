@@ -19,6 +19,11 @@ pub const ENROLLMENT_TOKEN_PREFIX: &str = "mtenroll_";
 /// (see [`RenewRequest`]); the rest is built by `meshtrust_ca::possession_message`.
 pub const RENEW_PROOF_CONTEXT: &str = "meshtrust renew v1";
 
+/// The first line of the message a cluster's agent signs with its current intermediate key
+/// to report what the cluster holds (see [`ReportRequest`]); the rest is built by
+/// `meshtrust_ca::possession_message_over` over the report's JSON text.
+pub const REPORT_PROOF_CONTEXT: &str = "meshtrust report v1";
+
 /// `GET /v1/trust-bundle`: what every cluster must trust now. No authentication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -101,6 +106,78 @@ pub struct RenewRequest {
     pub signature: String,
 }
 
+/// `POST /v1/clusters/{name}/report` body: what the cluster holds, signed with its current
+/// intermediate key. No bearer credential: the signature is the credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportRequest {
+    /// The cluster's current intermediate certificate (PEM), as issued by this service.
+    pub certificate: String,
+    /// A [`ClusterReport`] as JSON text. It is signed exactly as sent, and parsed only once
+    /// the signature verifies.
+    pub report: String,
+    /// When the report was signed (RFC 3339 in UTC, to the second); the service accepts
+    /// five minutes either way.
+    pub signed_at: String,
+    /// Signature by the current intermediate key over
+    /// `meshtrust_ca::possession_message_over(REPORT_PROOF_CONTEXT, cluster, signed_at,
+    /// report)`, base64url without padding (built by `ReportRequest::signed`).
+    pub signature: String,
+}
+
+/// What a member cluster holds, as its agent read it from the cluster's API server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterReport {
+    /// Serial of the intermediate in `cacerts` (`ca-cert.pem`), lowercase hex.
+    pub cacerts_serial: String,
+    /// Fingerprints of the roots in `cacerts` (`root-cert.pem`).
+    pub cacerts_roots: Vec<String>,
+    /// Fingerprints of the roots istiod publishes in the `istio-ca-root-cert` ConfigMap of
+    /// its namespace: the roots istiod has loaded. Absent when that ConfigMap is missing
+    /// (istiod not installed, or not started yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istiod_roots: Option<Vec<String>>,
+    /// istiod's settings that root rotation depends on. Absent when the istiod Deployment
+    /// was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istiod: Option<IstiodSettings>,
+    /// The agent's version.
+    pub agent_version: String,
+    /// When the agent read the cluster (RFC 3339).
+    pub observed_at: String,
+}
+
+/// istiod's environment, as set on the `discovery` container of its Deployment (`None`:
+/// not set, so istiod's default applies).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IstiodSettings {
+    /// `ISTIO_MULTIROOT_MESH`: `true` lets istiod trust several roots at once, which a root
+    /// rotation needs (Helm: `pilot.env.ISTIO_MULTIROOT_MESH=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiroot_mesh: Option<String>,
+    /// `PROXY_CONFIG_XDS_AGENT`: `true` lets proxies take new roots over xDS without a
+    /// restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_config_xds_agent: Option<String>,
+}
+
+/// The answer to a report: what the service expects the cluster to hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportResponse {
+    /// The cluster's current intermediate at the service, lowercase hex.
+    pub current_serial: String,
+    /// When to renew it (RFC 3339).
+    pub renew_at: String,
+    /// Fingerprints of the roots every cluster must trust now: a cluster whose `cacerts`
+    /// holds other roots renews to get them.
+    pub root_fingerprints: Vec<String>,
+    /// The rotation phase.
+    pub rotation_phase: RotationPhase,
+}
+
 /// The answer to an enrollment or a renewal: everything a `cacerts` bundle needs but the key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -161,6 +238,19 @@ pub struct ClusterEntry {
     pub roots: Vec<String>,
     /// SHA-256 of its intermediate's public key.
     pub key_fingerprint: String,
+    /// What the cluster's agent last reported, if it ever did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Reported>,
+}
+
+/// A cluster's last report, as the service recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reported {
+    /// When the service received it (RFC 3339).
+    pub at: String,
+    /// The report.
+    pub report: ClusterReport,
 }
 
 /// Whether a cluster's enrollment stands.

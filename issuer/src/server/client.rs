@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::server::api::{
-    ClusterEntry, ClusterList, EnrollRequest, IssuedResponse, PREFIX, RenewRequest, TokenRequest,
-    TokenResponse, TrustBundleResponse,
+    ClusterEntry, ClusterList, EnrollRequest, IssuedResponse, PREFIX, RenewRequest, ReportRequest,
+    ReportResponse, TokenRequest, TokenResponse, TrustBundleResponse,
 };
 use crate::server::failure;
 use crate::server::trust::ServerTrust;
@@ -133,6 +133,21 @@ impl ServiceClient {
             .post(self.route(&format!("/clusters/{cluster}/renew")))
             .json(request);
         self.call(&format!("renewing cluster {cluster}"), request)
+            .await
+    }
+
+    /// `POST /v1/clusters/{cluster}/report`: tells the service what the cluster holds (see
+    /// [`ReportRequest::signed`]) and learns what it should hold.
+    pub async fn report(
+        &self,
+        cluster: &ClusterName,
+        request: &ReportRequest,
+    ) -> Result<ReportResponse> {
+        let request = self
+            .http
+            .post(self.route(&format!("/clusters/{cluster}/report")))
+            .json(request);
+        self.call(&format!("reporting cluster {cluster}"), request)
             .await
     }
 

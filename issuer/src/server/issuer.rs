@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
-use meshtrust_ca::{Certificate, ClusterName, IntermediateParams, TrustBundle};
+use meshtrust_ca::{Certificate, ClusterName, IntermediateParams, PrivateKey, TrustBundle};
 use zeroize::Zeroizing;
 
 use crate::check::check_issued;
 use crate::error::{Error, Result};
-use crate::server::api::{IssuedResponse, TrustBundleResponse};
+use crate::server::api::{IssuedResponse, RenewRequest, TrustBundleResponse};
 use crate::server::client::ServiceClient;
 use crate::server::policy::apply_policy;
 use crate::server::trust::normalize_fingerprint;
@@ -63,6 +63,50 @@ impl ServerIssuer {
         })
     }
 
+    /// `params` with the service's policy applied (what its answers will carry), read from
+    /// its trust-bundle route; the notices say what changed. Needs no credential.
+    pub async fn params(
+        &self,
+        params: &IntermediateParams,
+    ) -> Result<(IntermediateParams, Vec<String>)> {
+        let answer = self.client.trust_bundle().await?;
+        apply_policy(&self.describe(), params, &answer.policy)
+    }
+
+    /// Enrolls `request.cluster` with `credential` (read afresh by the caller: a projected
+    /// ServiceAccount token changes), whatever credentials this issuer was built with.
+    pub async fn enroll_with(
+        &self,
+        request: &IssueRequest,
+        credential: &Zeroizing<String>,
+    ) -> Result<IssueResponse> {
+        let issued = self
+            .client
+            .enroll(&request.cluster, &request.csr.to_pem(), credential)
+            .await?;
+        issue_response(&self.describe(), request, &issued)
+    }
+
+    /// Renews `request.cluster`'s intermediate: a new one for `request.csr`, on the strength
+    /// of a proof (made at `request.now`) that the cluster holds `current_key`, the key of
+    /// `current`, its intermediate now. The answer is checked like an enrollment's.
+    pub async fn renew(
+        &self,
+        request: &IssueRequest,
+        current: &Certificate,
+        current_key: &PrivateKey,
+    ) -> Result<IssueResponse> {
+        let proof = RenewRequest::signed(
+            &request.cluster,
+            &request.csr,
+            current,
+            current_key,
+            request.now,
+        )?;
+        let issued = self.client.renew(&request.cluster, &proof).await?;
+        issue_response(&self.describe(), request, &issued)
+    }
+
     fn credential(&self, cluster: &ClusterName) -> Option<&Zeroizing<String>> {
         self.tokens.get(cluster).or(self.default_token.as_ref())
     }
@@ -93,8 +137,7 @@ impl Issuer for ServerIssuer {
         clusters: &[ClusterName],
     ) -> Result<(IntermediateParams, Vec<String>)> {
         self.check_credentials(clusters)?;
-        let answer = self.client.trust_bundle().await?;
-        apply_policy(&self.describe(), params, &answer.policy)
+        self.params(params).await
     }
 
     fn issuance_is_final(&self) -> bool {

@@ -1,13 +1,18 @@
 //! Building a renewal: a new CSR, and proof that the cluster holds the key of its current
-//! intermediate (a signature over [`possession_message`] with [`RENEW_PROOF_CONTEXT`]).
+//! intermediate (a signature over [`possession_message`] with [`RENEW_PROOF_CONTEXT`]); and
+//! a report, signed the same way over its JSON text ([`REPORT_PROOF_CONTEXT`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use meshtrust_ca::{Certificate, ClusterName, Csr, PrivateKey, possession_message};
+use meshtrust_ca::{
+    Certificate, ClusterName, Csr, PrivateKey, possession_message, possession_message_over,
+};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::server::api::{RENEW_PROOF_CONTEXT, RenewRequest};
+use crate::server::api::{
+    ClusterReport, RENEW_PROOF_CONTEXT, REPORT_PROOF_CONTEXT, RenewRequest, ReportRequest,
+};
 
 impl RenewRequest {
     /// The renewal of `cluster` with `csr` (for its new key), proved by signing with
@@ -46,6 +51,36 @@ impl RenewRequest {
             signed_at: crate::server::wire::time(signed_at),
             signature: URL_SAFE_NO_PAD.encode(signature),
         }
+    }
+}
+
+impl ReportRequest {
+    /// The report of `cluster`, signed with `current_key`, the key of `current` (its
+    /// intermediate now), at `signed_at`.
+    pub fn signed(
+        cluster: &ClusterName,
+        report: &ClusterReport,
+        current: &Certificate,
+        current_key: &PrivateKey,
+        signed_at: OffsetDateTime,
+    ) -> Result<ReportRequest> {
+        let text = serde_json::to_string(report).map_err(|e| Error::Internal {
+            reason: format!("encoding the report of cluster {cluster}: {e}"),
+        })?;
+        let message =
+            possession_message_over(REPORT_PROOF_CONTEXT, cluster, signed_at, text.as_bytes());
+        let signature = current_key
+            .sign_message(&message)
+            .map_err(|cause| Error::Ca {
+                context: format!("signing cluster {cluster}'s report"),
+                cause,
+            })?;
+        Ok(ReportRequest {
+            certificate: current.to_pem(),
+            report: text,
+            signed_at: crate::server::wire::time(signed_at),
+            signature: URL_SAFE_NO_PAD.encode(signature),
+        })
     }
 }
 

@@ -262,6 +262,7 @@ async fn clusters(
             last_seen: "2026-01-01T00:00:00Z".to_string(),
             roots: vec![sha256_hex(s.root().certificate().der())],
             key_fingerprint: "00".repeat(32),
+            reported: None,
         }],
     }))
 }

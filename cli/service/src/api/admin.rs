@@ -50,6 +50,7 @@ fn entry(record: ClusterRecord) -> ClusterEntry {
         last_seen: wire::time(record.last_seen),
         roots: record.roots,
         key_fingerprint: record.key_fingerprint,
+        reported: None,
     }
 }
 

@@ -1,0 +1,703 @@
+//! End to end: `meshtrust agent` processes, one per member cluster of the loopback
+//! multi-cluster API server, enrolling with a `meshtrust serve` over real TLS, as they would
+//! run in-cluster (here each reaches its cluster through a kubeconfig context).
+//!
+//! Every `cacerts` an agent writes is checked by openssl, rustls-webpki and `meshtrust
+//! verify`. Time moves only through the clock offset file the service and the agents share
+//! (test-clock builds); waits are for "eventually" conditions under a generous timeout.
+#![allow(clippy::disallowed_methods)] // Tests poll with the wall clock.
+
+#[path = "service/harness.rs"]
+#[allow(dead_code)] // This suite uses part of the harness.
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use harness::{Service, Setup};
+use meshtrust_testkit::apiserver::{Cluster, Fault, FaultRule, Harness};
+use meshtrust_testkit::{
+    assert_bundle_independently_valid, assert_bundle_independently_valid_at, export_secret, text,
+};
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+const NS: &str = "istio-system";
+
+/// Polls `probe` until it gives a value, for at most `seconds`.
+fn eventually<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// istio-system with an istiod Deployment (ready, with or without ISTIO_MULTIROOT_MESH).
+fn install_istio(cluster: &Cluster, multiroot: bool) {
+    cluster.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+    let env = if multiroot {
+        json!([{"name": "ISTIO_MULTIROOT_MESH", "value": "true"},
+               {"name": "PROXY_CONFIG_XDS_AGENT", "value": "true"}])
+    } else {
+        json!([])
+    };
+    cluster.seed(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "istiod", "namespace": NS},
+        "spec": {"selector": {"matchLabels": {"app": "istiod"}},
+                 "template": {"metadata": {"labels": {"app": "istiod"}},
+                              "spec": {"containers": [{"name": "discovery", "image": "istio/pilot", "env": env}]}}},
+        "status": {"replicas": 1, "readyReplicas": 1}
+    }));
+}
+
+/// What istiod does once it loaded `cacerts`: publish its roots in `istio-ca-root-cert`.
+fn istiod_publishes(cluster: &Cluster) {
+    let secret = cacerts(cluster).expect("cacerts to publish");
+    let root = decoded(&secret, "root-cert.pem");
+    cluster.seed(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "istio-ca-root-cert", "namespace": NS},
+        "data": {"root-cert.pem": root}
+    }));
+}
+
+fn cacerts(cluster: &Cluster) -> Option<Value> {
+    cluster.get("v1", "Secret", Some(NS), "cacerts")
+}
+
+fn pending(cluster: &Cluster) -> Option<Value> {
+    cluster.get("v1", "Secret", Some(NS), "meshtrust-agent-pending")
+}
+
+fn decoded(secret: &Value, key: &str) -> String {
+    use base64::Engine as _;
+    let b64 = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in the Secret"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The serial of `cacerts`' intermediate (its annotation, `5c:95:…`), as the service
+/// writes serials (`5c95…`).
+fn serial(secret: &Value) -> String {
+    secret["metadata"]["annotations"]["meshtrust.io/intermediate-serial"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(':', "")
+        .to_lowercase()
+}
+
+/// A running `meshtrust agent`, killed (SIGKILL) on drop.
+struct Agent {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    address: String,
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                &format!("http://{}{path}", self.address),
+            ])
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = body.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The value of one metric series (its full name and labels as printed).
+    fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A service, the loopback clusters, and the agents' files.
+struct Fleet {
+    setup: Setup,
+    service: Option<Service>,
+    url: String,
+    harness: Harness,
+    work: tempfile::TempDir,
+    /// Seconds the service's and the agents' clocks are ahead of the wall clock.
+    offset: std::cell::Cell<i64>,
+}
+
+impl Fleet {
+    /// A service on a fixed loopback port (so that it can be restarted where the agents
+    /// look for it) and `clusters`, each with istio-system and a ready istiod.
+    fn new(clusters: &[&str]) -> Fleet {
+        let setup = Setup::new(None, "");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = std::fs::read_to_string(setup.config()).unwrap();
+        let config = config.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
+        std::fs::write(setup.config(), config).unwrap();
+        let service = Service::start(&setup);
+        let harness = Harness::start(clusters);
+        for name in clusters {
+            install_istio(&harness.cluster(name), true);
+        }
+        Fleet {
+            url: service.url.clone(),
+            service: Some(service),
+            setup,
+            harness,
+            work: tempfile::tempdir().unwrap(),
+            offset: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Moves the service's and the agents' clocks to `seconds` ahead of the wall clock.
+    fn move_clock(&self, seconds: i64) {
+        self.setup.set_clock_offset(seconds);
+        self.offset.set(seconds);
+    }
+
+    /// Moves the clocks to a day before `secret`'s intermediate expires: past its renewal
+    /// time and jitter.
+    fn move_clock_to_renewal_of(&self, secret: &Value) {
+        let not_after = secret["metadata"]["annotations"]["meshtrust.io/not-after"]
+            .as_str()
+            .map(|t| time::OffsetDateTime::parse(t, &Rfc3339).unwrap())
+            .expect("a not-after annotation");
+        let skip = not_after - time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        self.move_clock(skip.whole_seconds());
+    }
+
+    /// Now, on the fleet's clocks.
+    fn now(&self) -> SystemTime {
+        let offset = Duration::from_secs(self.offset.get().unsigned_abs());
+        match self.offset.get() >= 0 {
+            true => SystemTime::now() + offset,
+            false => SystemTime::now() - offset,
+        }
+    }
+
+    fn cluster(&self, name: &str) -> Cluster {
+        self.harness.cluster(name)
+    }
+
+    fn token_file(&self, cluster: &str) -> PathBuf {
+        let path = self.work.path().join(format!("{cluster}.token"));
+        if !path.exists() {
+            std::fs::write(&path, self.setup.token(cluster, "1h")).unwrap();
+        }
+        path
+    }
+
+    /// Starts the agent of `cluster` (a one-time token of its own), with `extra` flags.
+    fn agent(&self, cluster: &str, extra: &[&str]) -> Agent {
+        let token = self.token_file(cluster);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "info,kube=warn")
+            .args([
+                "agent",
+                "--cluster",
+                cluster,
+                "--server",
+                &self.url,
+                "--server-ca",
+                &self.setup.root_cert(),
+                "--token-file",
+                &token.display().to_string(),
+                "--kubeconfig",
+                &self.harness.kubeconfig_path().display().to_string(),
+                "--context",
+                cluster,
+                "--listen",
+                "127.0.0.1:0",
+                "--identity",
+                &format!("agent-{cluster}"),
+                "--report-every",
+                "1s",
+                "--backoff-base",
+                "200ms",
+                "--backoff-cap",
+                "1s",
+                "--lease-duration",
+                "3s",
+                "--renew-deadline",
+                "2s",
+                "--retry-period",
+                "300ms",
+                "--request-timeout",
+                "5s",
+                "--server-timeout",
+                "5s",
+                "--clock-offset-file",
+                &self.setup.path("clock-offset").display().to_string(),
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Some(address) = v["address"].as_str()
+                {
+                    let _ = tx.send(address.to_string());
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("meshtrust agent did not start:\n{}", log.lock().unwrap()));
+        Agent {
+            child,
+            log,
+            address,
+        }
+    }
+
+    /// The service's inventory (`status --server -o json`).
+    fn inventory(&self) -> Value {
+        let out = harness::ok(&[
+            "status",
+            "--server",
+            &self.url,
+            "--server-ca",
+            &self.setup.root_cert(),
+            "--admin-token-file",
+            &self.setup.path("admin-token").display().to_string(),
+            "-o",
+            "json",
+        ]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn entry(&self, cluster: &str) -> Value {
+        let inventory = self.inventory();
+        let clusters = inventory["clusters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        clusters
+            .into_iter()
+            .find(|c| c["name"] == cluster)
+            .unwrap_or_else(|| panic!("{cluster} in the inventory: {inventory}"))
+    }
+
+    fn stop_service(&mut self) {
+        if let Some(service) = self.service.take() {
+            service.kill();
+        }
+    }
+
+    fn start_service(&mut self) {
+        let service = Service::start(&self.setup);
+        assert_eq!(service.url, self.url, "the service came back where it was");
+        self.service = Some(service);
+    }
+
+    /// Waits until `cluster` holds a cacerts with a serial other than `not`, and no pending
+    /// key; returns it.
+    fn written(&self, cluster: &str, not: &str) -> Value {
+        let c = self.cluster(cluster);
+        eventually(&format!("{cluster}'s cacerts"), 60, || {
+            cacerts(&c).filter(|s| serial(s) != not && pending(&c).is_none())
+        })
+    }
+
+    /// Checks `cluster`'s cacerts with openssl, rustls-webpki and `meshtrust verify`;
+    /// returns the root it chains to.
+    fn verified(&self, cluster: &str) -> String {
+        let secret = cacerts(&self.cluster(cluster)).expect("cacerts");
+        let dir = self.work.path().join(format!("{cluster}-bundle"));
+        let _ = std::fs::remove_dir_all(&dir);
+        export_secret(&secret, &dir);
+        assert_bundle_independently_valid_at(&dir, Some(self.now()));
+        let at = time::OffsetDateTime::from(self.now())
+            .format(&Rfc3339)
+            .unwrap();
+        let out = harness::meshtrust(&[
+            "verify",
+            &dir.display().to_string(),
+            "--at",
+            &at,
+            "-o",
+            "json",
+        ]);
+        assert!(out.status.success(), "{cluster}: {}", text(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["anchor_fingerprint"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+#[test]
+fn three_agents_enroll_their_clusters_from_one_root_and_no_key_reaches_the_service() {
+    let fleet = Fleet::new(&["c1", "c2", "c3"]);
+    let agents: Vec<Agent> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|c| fleet.agent(c, &[]))
+        .collect();
+    let mut anchors = Vec::new();
+    for name in ["c1", "c2", "c3"] {
+        let secret = fleet.written(name, "");
+        assert_eq!(
+            secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "meshtrust",
+            "{name}"
+        );
+        anchors.push(fleet.verified(name));
+        // The service lists the serial the cluster holds.
+        assert_eq!(
+            fleet.entry(name)["serial"].as_str(),
+            Some(serial(&secret).as_str())
+        );
+    }
+    assert!(!anchors[0].is_empty());
+    assert!(
+        anchors.iter().all(|a| *a == anchors[0]),
+        "one root: {anchors:?}"
+    );
+    // No intermediate key ever reached the service: not in its audit log, its own log,
+    // nor (the agents' logs) printed anywhere.
+    let audit = std::fs::read_to_string(fleet.setup.path("audit.log")).unwrap();
+    let service_log = fleet.service.as_ref().unwrap().log();
+    for (name, agent) in ["c1", "c2", "c3"].iter().zip(&agents) {
+        let key = decoded(&cacerts(&fleet.cluster(name)).unwrap(), "ca-key.pem");
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(body.len() > 40, "{name}: a key");
+        for (what, text) in [("audit log", &audit), ("service log", &service_log)] {
+            assert!(!text.contains(&body[..40]), "{name}'s key in the {what}");
+        }
+        assert!(
+            !agent.log().contains(&body[..40]),
+            "{name}'s key in its agent's log"
+        );
+    }
+    // The audit log has one enrollment per cluster, by token.
+    let enrolled: Vec<Value> = fleet
+        .setup
+        .audit()
+        .into_iter()
+        .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
+        .collect();
+    assert_eq!(enrolled.len(), 3, "{enrolled:?}");
+    // Metrics: leading, reachable, and time left until the intermediate expires.
+    for agent in &agents {
+        eventually("the agent's metrics", 30, || {
+            let left = agent.metric("meshtrust_agent_intermediate_expires_in_seconds")?;
+            (left > 86_400.0
+                && agent.metric("meshtrust_agent_leader") == Some(1.0)
+                && agent.metric("meshtrust_agent_service_reachable") == Some(1.0))
+            .then_some(())
+        });
+        assert_eq!(agent.get("/readyz").0, 200, "{}", agent.log());
+        assert_eq!(agent.get("/healthz").0, 200);
+    }
+}
+
+#[test]
+fn the_agent_reports_what_istiod_loaded_and_its_settings() {
+    let fleet = Fleet::new(&["c1"]);
+    let _agent = fleet.agent("c1", &[]);
+    fleet.written("c1", "");
+    // Before istiod publishes, the report says so (no istiod roots).
+    let entry = eventually("a first report", 30, || {
+        let e = fleet.entry("c1");
+        e["reported"].is_object().then_some(e)
+    });
+    assert_eq!(
+        entry["reported"]["report"]["istiod"]["multiroot_mesh"],
+        "true"
+    );
+    istiod_publishes(&fleet.cluster("c1"));
+    let entry = eventually("a report of istiod's roots", 30, || {
+        let e = fleet.entry("c1");
+        e["reported"]["report"]["istiod_roots"]
+            .is_array()
+            .then_some(e)
+    });
+    let report = &entry["reported"]["report"];
+    assert_eq!(report["istiod_roots"], report["cacerts_roots"], "{entry}");
+    assert_eq!(report["cacerts_serial"], entry["serial"]);
+}
+
+#[test]
+fn renewal_comes_when_the_clock_reaches_its_time_and_keeps_the_cluster_on_one_root() {
+    let fleet = Fleet::new(&["c1"]);
+    let _agent = fleet.agent("c1", &[]);
+    let first = fleet.written("c1", "");
+    let anchor = fleet.verified("c1");
+    // Nothing renews before its time: a few report rounds go by with the same serial.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        serial(&cacerts(&fleet.cluster("c1")).unwrap()),
+        serial(&first)
+    );
+    fleet.move_clock_to_renewal_of(&first);
+    let second = fleet.written("c1", &serial(&first));
+    assert_eq!(fleet.verified("c1"), anchor, "renewed under the same root");
+    assert_ne!(
+        decoded(&second, "ca-key.pem"),
+        decoded(&first, "ca-key.pem"),
+        "a new key"
+    );
+    let renewed: Vec<Value> = fleet
+        .setup
+        .audit()
+        .into_iter()
+        .filter(|l| l["action"] == "renew" && l["result"] == "ok")
+        .collect();
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+}
+
+#[test]
+fn while_the_service_is_down_the_cluster_keeps_its_bundle_and_the_metrics_say_how_long_is_left() {
+    let mut fleet = Fleet::new(&["c1"]);
+    let agent = fleet.agent("c1", &[]);
+    let held = fleet.written("c1", "");
+    eventually("reachable", 30, || {
+        (agent.metric("meshtrust_agent_service_reachable") == Some(1.0)).then_some(())
+    });
+    fleet.stop_service();
+    eventually("unreachable", 30, || {
+        (agent.metric("meshtrust_agent_service_reachable") == Some(0.0)).then_some(())
+    });
+    let (code, body) = agent.get("/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("meshtrust serve"),
+        "/readyz names the service: {body}"
+    );
+    let left = agent
+        .metric("meshtrust_agent_intermediate_expires_in_seconds")
+        .unwrap();
+    assert!(left > 86_400.0, "time left is still shown: {left}");
+    assert_eq!(
+        cacerts(&fleet.cluster("c1")).unwrap()["data"],
+        held["data"],
+        "bundle kept"
+    );
+    fleet.start_service();
+    eventually("reachable again", 30, || {
+        (agent.metric("meshtrust_agent_service_reachable") == Some(1.0)
+            && agent.get("/readyz").0 == 200)
+            .then_some(())
+    });
+    assert_eq!(
+        serial(&cacerts(&fleet.cluster("c1")).unwrap()),
+        serial(&held)
+    );
+}
+
+/// The agent killed (SIGKILL) at each point of its first enrollment: after each write was
+/// carried out (the pending key, `cacerts`, the pending key's removal), and after the
+/// service signed while the write of `cacerts` had not reached the API server. Each time,
+/// the cluster never holds a partial Secret, and a restarted agent converges on one
+/// enrollment with one key, nothing refused.
+#[test]
+fn an_agent_killed_at_each_point_of_an_enrollment_converges_on_restart() {
+    let points = [
+        (Fault::HoldAfterApplying, 1),
+        (Fault::Hang, 2),
+        (Fault::HoldAfterApplying, 2),
+        (Fault::HoldAfterApplying, 3),
+    ];
+    for (fault, nth) in points {
+        let point = format!("{fault:?} at write {nth}");
+        let fleet = Fleet::new(&["c1"]);
+        let c1 = fleet.cluster("c1");
+        c1.fail(
+            FaultRule::new(fault.clone())
+                .path_contains("/secrets")
+                .writes()
+                .nth(nth),
+        );
+        let agent = fleet.agent("c1", &[]);
+        eventually(&point, 60, || match fault {
+            Fault::Hang => fleet
+                .setup
+                .audit()
+                .iter()
+                .any(|l| l["action"] == "enroll" && l["result"] == "ok")
+                .then_some(()),
+            _ => (c1.held() == 1).then_some(()),
+        });
+        agent.kill();
+        if let Some(secret) = cacerts(&c1) {
+            let dir = fleet.work.path().join("killed");
+            export_secret(&secret, &dir);
+            assert_bundle_independently_valid(&dir);
+        }
+        c1.clear_faults();
+        let restarted = fleet.agent("c1", &[]);
+        let secret = fleet.written("c1", "");
+        fleet.verified("c1");
+        assert_eq!(
+            fleet.entry("c1")["serial"].as_str(),
+            Some(serial(&secret).as_str()),
+            "{point}: the service's current serial is the one the cluster holds"
+        );
+        let audit = fleet.setup.audit();
+        let serials: std::collections::BTreeSet<&str> = audit
+            .iter()
+            .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
+            .filter_map(|l| l["serial"].as_str())
+            .collect();
+        assert_eq!(
+            serials.into_iter().collect::<Vec<_>>(),
+            [serial(&secret).as_str()],
+            "{point}: one enrollment (a retry answers with the same certificate): {audit:?}"
+        );
+        let refused: Vec<&Value> = audit.iter().filter(|l| l["result"] != "ok").collect();
+        assert!(
+            refused.is_empty(),
+            "{point}: nothing refused: {refused:?}\n{}",
+            restarted.log()
+        );
+    }
+}
+
+/// One request as RBAC sees it: (API group, resource, verb, name).
+fn rbac_request(method: &str, path: &str) -> (String, String, String, Option<String>) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+        _ => panic!("not an API path: {path}"),
+    };
+    let (resource, name) = match rest {
+        ["namespaces", ns, resource, name @ ..] => {
+            assert_eq!(*ns, NS, "the agent stays in {NS}: {method} {path}");
+            (resource.to_string(), name.first().map(|n| n.to_string()))
+        }
+        _ => panic!("a cluster-wide request: {method} {path}"),
+    };
+    let verb = match (method, &name) {
+        ("GET", Some(_)) => "get",
+        ("GET", None) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        _ => panic!("{method} {path}"),
+    };
+    (group, resource, verb.to_string(), name)
+}
+
+/// The rules of deploy/agent/rbac.yaml's Role.
+fn agent_role() -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(meshtrust_testkit::repo_root().join("deploy/agent/rbac.yaml"))
+            .unwrap();
+    let role = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role");
+    assert_eq!(role["metadata"]["namespace"], NS);
+    role["rules"].as_array().unwrap().clone()
+}
+
+fn allows(
+    rule: &Value,
+    (group, resource, verb, name): &(String, String, String, Option<String>),
+) -> bool {
+    let has = |field: &str, value: &str| {
+        rule[field]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == value))
+    };
+    let names_ok = match rule["resourceNames"].as_array() {
+        None => true,
+        Some(names) => name
+            .as_ref()
+            .is_some_and(|n| names.iter().any(|v| v == n.as_str())),
+    };
+    has("apiGroups", group) && has("resources", resource) && has("verbs", verb) && names_ok
+}
+
+/// An agent enrolls, reports, renews and releases its Lease: every request it made is one
+/// deploy/agent/rbac.yaml allows, and every rule there was needed.
+#[test]
+fn the_agents_role_allows_every_request_it_makes_and_nothing_it_does_not_need() {
+    let fleet = Fleet::new(&["c1"]);
+    let agent = fleet.agent("c1", &[]);
+    let first = fleet.written("c1", "");
+    istiod_publishes(&fleet.cluster("c1"));
+    fleet.move_clock_to_renewal_of(&first);
+    fleet.written("c1", &serial(&first));
+    // A few more Lease renewals and reports, then the Lease is released on shutdown.
+    std::thread::sleep(Duration::from_secs(1));
+    agent.kill();
+    let rules = agent_role();
+    let requests: Vec<_> = fleet
+        .cluster("c1")
+        .requests()
+        .iter()
+        .map(|r| rbac_request(r.method.as_str(), &r.path))
+        .collect();
+    for request in &requests {
+        assert!(
+            rules.iter().any(|rule| allows(rule, request)),
+            "the Role does not allow {request:?}"
+        );
+    }
+    for rule in &rules {
+        for verb in rule["verbs"].as_array().unwrap() {
+            let used = requests.iter().any(|r| {
+                allows(
+                    &json!({"apiGroups": rule["apiGroups"], "resources": rule["resources"],
+                            "verbs": [verb], "resourceNames": rule["resourceNames"]}),
+                    r,
+                )
+            });
+            assert!(
+                used,
+                "the Role grants {verb} in {rule} which the agent never used"
+            );
+        }
+    }
+}

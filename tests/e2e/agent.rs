@@ -701,3 +701,61 @@ fn the_agents_role_allows_every_request_it_makes_and_nothing_it_does_not_need() 
         }
     }
 }
+
+/// A `cacerts` another tool wrote: backed up, then replaced (the default); or, with
+/// `--foreign-cacerts refuse`, left exactly as it was, the refusal named on /readyz.
+#[test]
+fn a_foreign_cacerts_is_backed_up_and_replaced_or_left_alone_when_told() {
+    for refuse in [false, true] {
+        let fleet = Fleet::new(&["c1"]);
+        let c1 = fleet.cluster("c1");
+        let foreign = c1.seed(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "cacerts", "namespace": NS},
+            "stringData": {"ca-cert.pem": "not a certificate", "ca-key.pem": "not a key",
+                           "cert-chain.pem": "x", "root-cert.pem": "y"}
+        }));
+        let extra: &[&str] = if refuse {
+            &["--foreign-cacerts", "refuse"]
+        } else {
+            &[]
+        };
+        let agent = fleet.agent("c1", extra);
+        if refuse {
+            let body = eventually("the refusal on /readyz", 30, || {
+                let (code, body) = agent.get("/readyz");
+                (code == 503 && body.contains("did not write")).then_some(body)
+            });
+            assert!(
+                body.contains("--foreign-cacerts backup"),
+                "says how: {body}"
+            );
+            assert_eq!(
+                cacerts(&c1).unwrap()["data"],
+                foreign["data"],
+                "left as it was"
+            );
+            assert!(
+                fleet.setup.audit().is_empty(),
+                "nothing was asked of the service"
+            );
+            continue;
+        }
+        fleet.written("c1", "");
+        fleet.verified("c1");
+        let backups: Vec<Value> = c1
+            .list("v1", "Secret", Some(NS))
+            .into_iter()
+            .filter(|s| {
+                s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("cacerts-backup-"))
+            })
+            .collect();
+        assert_eq!(backups.len(), 1, "one backup");
+        assert_eq!(
+            backups[0]["data"], foreign["data"],
+            "the backup holds the old bundle"
+        );
+    }
+}

@@ -158,3 +158,23 @@ impl Pending {
 pub fn same_key(certificate: &Certificate, key: &PrivateKey) -> bool {
     sha256_hex(&certificate.public_key_raw()) == key.fingerprint()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purpose_reads_back_as_written_and_anything_else_is_no_purpose() {
+        for purpose in [
+            Purpose::Enroll,
+            Purpose::Renew {
+                replaces: "0a1b".into(),
+            },
+        ] {
+            assert_eq!(Purpose::parse(&purpose.annotation()), Some(purpose));
+        }
+        for text in ["", "renew:", "renew", "enroll:x", "other:1"] {
+            assert_eq!(Purpose::parse(text), None, "{text:?}");
+        }
+    }
+}

@@ -99,3 +99,34 @@ pub fn settings(deployment: &Deployment) -> IstiodSettings {
         proxy_config_xds_agent: env(XDS_AGENT),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(containers: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": containers}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn istiods_settings_come_from_the_discovery_container_or_the_only_one() {
+        let two = deployment(serde_json::json!([
+            {"name": "sidecar", "env": [{"name": "ISTIO_MULTIROOT_MESH", "value": "false"}]},
+            {"name": "discovery", "env": [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"},
+                                          {"name": "PROXY_CONFIG_XDS_AGENT", "value": "true"}]}
+        ]));
+        let found = settings(&two);
+        assert_eq!(found.multiroot_mesh.as_deref(), Some("true"));
+        assert_eq!(found.proxy_config_xds_agent.as_deref(), Some("true"));
+        let one = deployment(serde_json::json!([
+            {"name": "pilot", "env": [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"}]}
+        ]));
+        assert_eq!(settings(&one).multiroot_mesh.as_deref(), Some("true"));
+        let unset = deployment(serde_json::json!([{"name": "discovery"}]));
+        assert_eq!(settings(&unset), IstiodSettings::default());
+    }
+}

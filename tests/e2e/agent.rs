@@ -759,3 +759,54 @@ fn a_foreign_cacerts_is_backed_up_and_replaced_or_left_alone_when_told() {
         );
     }
 }
+
+/// The agent killed during a renewal: after the service signed but before `cacerts` was
+/// replaced (the replace hangs), and after the replace was carried out (its answer held).
+/// Restarted, it converges on the renewal the service recorded: one renewal, its serial in
+/// `cacerts`, nothing refused.
+#[test]
+fn an_agent_killed_during_a_renewal_converges_on_restart() {
+    for fault in [Fault::Hang, Fault::HoldAfterApplying] {
+        let fleet = Fleet::new(&["c1"]);
+        let c1 = fleet.cluster("c1");
+        let agent = fleet.agent("c1", &[]);
+        let first = fleet.written("c1", "");
+        c1.fail(
+            FaultRule::new(fault.clone())
+                .method(axum::http::Method::PUT)
+                .path_contains("/secrets/cacerts"),
+        );
+        fleet.move_clock_to_renewal_of(&first);
+        eventually(&format!("{fault:?}: the renewal signed"), 60, || {
+            let renewed = fleet
+                .setup
+                .audit()
+                .iter()
+                .any(|l| l["action"] == "renew" && l["result"] == "ok");
+            let reached = fault == Fault::Hang || c1.held() == 1;
+            (renewed && reached).then_some(())
+        });
+        agent.kill();
+        c1.clear_faults();
+        let restarted = fleet.agent("c1", &[]);
+        let second = fleet.written("c1", &serial(&first));
+        fleet.verified("c1");
+        let audit = fleet.setup.audit();
+        let renewals: std::collections::BTreeSet<&str> = audit
+            .iter()
+            .filter(|l| l["action"] == "renew" && l["result"] == "ok")
+            .filter_map(|l| l["serial"].as_str())
+            .collect();
+        assert_eq!(
+            renewals.into_iter().collect::<Vec<_>>(),
+            [serial(&second).as_str()],
+            "{fault:?}: one renewal, in cacerts: {audit:?}\n{}",
+            restarted.log()
+        );
+        let refused: Vec<&Value> = audit.iter().filter(|l| l["result"] != "ok").collect();
+        assert!(
+            refused.is_empty(),
+            "{fault:?}: nothing refused: {refused:?}"
+        );
+    }
+}

@@ -49,6 +49,7 @@ need strace strace                     # the crash suites' killer (e2e_crash_fil
 need buildah 'buildah=1.28.*'          # e2e_image
 need /etc/ssl/certs/ca-certificates.crt ca-certificates
 need zsh 'zsh=5.9*'                    # e2e_completions
+need chromium chromium                 # e2e_agent (the status page in a real browser)
 need fish 'fish=3.6.*'
 need mandoc 'mandoc=1.14.*'
 need groff groff-base

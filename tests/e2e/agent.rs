@@ -162,7 +162,8 @@ impl Fleet {
     /// A service on a fixed loopback port (so that it can be restarted where the agents
     /// look for it) and `clusters`, each with istio-system and a ready istiod.
     fn new(clusters: &[&str]) -> Fleet {
-        let setup = Setup::new(None, "");
+        // The tests poll the inventory; the admin's rate limit is not what they test.
+        let setup = Setup::new(None, "limits:\n  requests_per_minute: 100000\n");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -171,7 +172,7 @@ impl Fleet {
         let config = std::fs::read_to_string(setup.config()).unwrap();
         let config = config.replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"));
         std::fs::write(setup.config(), config).unwrap();
-        let service = Service::start(&setup);
+        let service = Service::start_logging_requests(&setup);
         let harness = Harness::start(clusters);
         for name in clusters {
             install_istio(&harness.cluster(name), true);
@@ -333,7 +334,7 @@ impl Fleet {
     }
 
     fn start_service(&mut self) {
-        let service = Service::start(&self.setup);
+        let service = Service::start_logging_requests(&self.setup);
         assert_eq!(service.url, self.url, "the service came back where it was");
         self.service = Some(service);
     }
@@ -401,15 +402,39 @@ fn three_agents_enroll_their_clusters_from_one_root_and_no_key_reaches_the_servi
         anchors.iter().all(|a| *a == anchors[0]),
         "one root: {anchors:?}"
     );
-    // No intermediate key ever reached the service: not in its audit log, its own log,
-    // nor (the agents' logs) printed anywhere.
+    // No intermediate key ever reached the service: not in any request it received (its
+    // request log holds every body), its audit log, its own log, nor printed by an agent.
     let audit = std::fs::read_to_string(fleet.setup.path("audit.log")).unwrap();
     let service_log = fleet.service.as_ref().unwrap().log();
+    let requests = std::fs::read_to_string(fleet.setup.path("requests.log")).unwrap();
+    let lines: Vec<Value> = requests
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for route in ["/enroll", "/report"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["path"].as_str().unwrap().ends_with(route)
+                    && l["status"] == 200
+                    && !l["body"].as_str().unwrap().is_empty()),
+            "the request log holds the {route} bodies"
+        );
+    }
+    assert!(
+        !requests.contains("mtenroll_"),
+        "no credential in the request log"
+    );
+    assert!(!requests.contains("PRIVATE KEY"), "no private key sent");
     for (name, agent) in ["c1", "c2", "c3"].iter().zip(&agents) {
         let key = decoded(&cacerts(&fleet.cluster(name)).unwrap(), "ca-key.pem");
         let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
         assert!(body.len() > 40, "{name}: a key");
-        for (what, text) in [("audit log", &audit), ("service log", &service_log)] {
+        for (what, text) in [
+            ("request log", &requests),
+            ("audit log", &audit),
+            ("service log", &service_log),
+        ] {
             assert!(!text.contains(&body[..40]), "{name}'s key in the {what}");
         }
         assert!(
@@ -808,5 +833,82 @@ fn an_agent_killed_during_a_renewal_converges_on_restart() {
             refused.is_empty(),
             "{fault:?}: nothing refused: {refused:?}"
         );
+    }
+}
+
+/// `chromium --headless` with `args`, its stdout.
+fn chromium(args: &[&str]) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            // The service's certificate is issued by the test's root, which Chromium's
+            // store does not hold; loopback only.
+            "--ignore-certificate-errors",
+        ])
+        .args(args)
+        .output()
+        .expect("chromium (apt-get install chromium; tests/run-all.sh does)");
+    assert!(out.status.success(), "chromium {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The inventory page in a real browser: every cluster, its expiry, whether its istiod has
+/// loaded the service's roots, and no page without the admin token.
+#[test]
+fn the_status_page_shows_every_cluster_to_a_real_browser() {
+    let fleet = Fleet::new(&["c1", "c2", "c3"]);
+    let _agents: Vec<Agent> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|c| fleet.agent(c, &[]))
+        .collect();
+    for name in ["c1", "c2", "c3"] {
+        fleet.written(name, "");
+    }
+    istiod_publishes(&fleet.cluster("c1"));
+    eventually("c1's report of istiod's roots", 30, || {
+        fleet.entry("c1")["reported"]["report"]["istiod_roots"]
+            .is_array()
+            .then_some(())
+    });
+    let token = std::fs::read_to_string(fleet.setup.path("admin-token")).unwrap();
+    let authority = fleet.url.trim_start_matches("https://");
+    let page = format!("https://admin:{}@{authority}/status", token.trim());
+    let dom = chromium(&["--dump-dom", &page]);
+    for name in ["c1", "c2", "c3"] {
+        let start = dom
+            .find(&format!("data-cluster=\"{name}\""))
+            .unwrap_or_else(|| panic!("{name} on the page:\n{dom}"));
+        let row = &dom[start..start + dom[start..].find("</tr>").unwrap()];
+        assert!(row.contains("expires in"), "{row}");
+        let loaded = if name == "c1" { "loaded" } else { "unknown" };
+        assert!(
+            row.contains(&format!("class=\"istiod {loaded}\"")),
+            "{name}: {row}"
+        );
+        let serial = serial(&cacerts(&fleet.cluster(name)).unwrap());
+        assert!(row.contains(&serial), "{name}'s serial: {row}");
+    }
+    assert!(dom.contains("3 clusters"), "{dom}");
+    // Without the token: no inventory.
+    let refused = chromium(&["--dump-dom", &format!("https://{authority}/status")]);
+    assert!(!refused.contains("data-cluster"), "{refused}");
+    // A screenshot renders (docs/status-page.png is one of these).
+    let shot = fleet.work.path().join("status.png");
+    chromium(&[
+        "--window-size=1200,520",
+        &format!("--screenshot={}", shot.display()),
+        &page,
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if let Ok(to) = std::env::var("MESHTRUST_STATUS_SCREENSHOT") {
+        std::fs::copy(&shot, to).unwrap();
     }
 }

@@ -14,6 +14,7 @@ use crate::api;
 use crate::audit::AuditLog;
 use crate::config::{IssuerSource, ServeConfig};
 use crate::error::{Error, Result};
+use crate::request_log::RequestLog;
 use crate::state::Service;
 use crate::store::{AuditEvent, NewToken, Store};
 use crate::tls::Serving;
@@ -97,6 +98,14 @@ impl Server {
             serving,
             listen: config.listen,
         })
+    }
+
+    /// Writes every request received to `log` (before serving).
+    pub fn with_request_log(mut self, log: RequestLog) -> Server {
+        if let Some(service) = Arc::get_mut(&mut self.service) {
+            service.requests = Some(log);
+        }
+        self
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the

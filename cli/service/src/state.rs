@@ -12,6 +12,7 @@ use crate::config::{CheckedLimits, CheckedPolicy, ServeConfig};
 use crate::error::{Error, Result};
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::request_log::RequestLog;
 use crate::sa_token::Verifier;
 use crate::store::{AuditEvent, Store};
 use crate::tokens::AdminToken;
@@ -40,6 +41,8 @@ pub struct Service {
     pub rate: RateLimiter,
     /// When clusters are told to renew.
     pub renewal: RenewalPolicy,
+    /// Every request received, if asked for (`--request-log`).
+    pub requests: Option<RequestLog>,
 }
 
 impl std::fmt::Debug for Service {
@@ -99,6 +102,7 @@ impl Service {
             metrics,
             audit,
             renewal: RenewalPolicy::default(),
+            requests: None,
         })
     }
 

@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// Where audit lines go: a file (appended), or - for stdout.
     #[arg(long, value_name = "PATH", default_value = "-")]
     pub audit_log: PathBuf,
+    /// Also write every request received (time, method, path, status, body; never a
+    /// header, so never a credential) to this file, appended: to prove what the service was
+    /// sent, e.g. that no private key ever reached it.
+    #[arg(long, value_name = "PATH")]
+    pub request_log: Option<PathBuf>,
     /// Serve plain HTTP: tokens cross the network in clear. Never outside a laptop demo.
     #[arg(long)]
     pub insecure_plaintext_for_development_only: bool,

@@ -86,12 +86,20 @@ async fn serve(args: ServeArgs, clock: &Clock) -> Result<ExitCode> {
             "SERVING PLAIN HTTP (--insecure-plaintext-for-development-only): enrollment tokens and admin credentials cross the network in clear; never do this outside a laptop demo"
         );
     }
-    let server = Server::build(
+    let mut server = Server::build(
         &config,
         clock.clone(),
         AuditLog::new(audit_sink(&args.audit_log)?),
     )
     .await?;
+    if let Some(path) = &args.request_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("{}: the request log cannot be opened", path.display()))?;
+        server = server.with_request_log(meshtrust_service::RequestLog::new(Box::new(file)));
+    }
     server
         .serve(shutdown_signal(), |address, tls| {
             let scheme = if tls { "https" } else { "http" };

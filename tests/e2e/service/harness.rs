@@ -179,7 +179,18 @@ impl Service {
         Service::start_logging_to(setup, &format!("audit-{replica}.log"), &[])
     }
 
+    /// [`Service::start`] with every request it receives written to `requests.log` in the
+    /// setup's directory (`--request-log`).
+    pub fn start_logging_requests(setup: &Setup) -> Service {
+        let log = setup.path("requests.log").display().to_string();
+        Service::spawn(setup, "audit.log", &[], &["--request-log", &log])
+    }
+
     fn start_logging_to(setup: &Setup, audit_log: &str, env: &[(&str, &str)]) -> Service {
+        Service::spawn(setup, audit_log, env, &[])
+    }
+
+    fn spawn(setup: &Setup, audit_log: &str, env: &[(&str, &str)], extra: &[&str]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
             .envs(env.iter().copied())
             .args([
@@ -191,6 +202,7 @@ impl Service {
                 "--clock-offset-file",
                 &setup.path("clock-offset").display().to_string(),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use meshtrust_issuer::server::api::{
-    ClusterEntry, ClusterList, ErrorResponse, TokenRequest, TokenResponse,
+    ClusterEntry, ClusterList, ErrorResponse, Reported, TokenRequest, TokenResponse,
 };
 use meshtrust_issuer::server::wire;
 
@@ -41,6 +41,33 @@ fn authorize(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Every cluster with its last report (also the status page's rows).
+pub(crate) async fn inventory(service: &Service) -> Result<ClusterList, ApiError> {
+    let store_error = |e: crate::Error| ApiError::store(&e);
+    let records = service.store.clusters().await.map_err(store_error)?;
+    let mut reports = service.store.reports().await.map_err(store_error)?;
+    let clusters = records
+        .into_iter()
+        .map(|record| {
+            let reported = reports.remove(&record.name).and_then(|(at, text)| {
+                // A report is stored only once it parsed; one that no longer does (a
+                // newer agent's, read by an older service) is left out.
+                let report = serde_json::from_str(&text).ok()?;
+                Some(Reported {
+                    at: wire::time(at),
+                    report,
+                })
+            });
+            ClusterEntry {
+                reported,
+                ..entry(record)
+            }
+        })
+        .collect();
+    Ok(ClusterList { clusters })
+}
+
+/// The inventory entry of a cluster's record, without its report.
 fn entry(record: ClusterRecord) -> ClusterEntry {
     ClusterEntry {
         name: record.name,
@@ -67,14 +94,7 @@ fn entry(record: ClusterRecord) -> ClusterEntry {
 pub async fn clusters(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let listed = async {
         authorize(&service, &headers)?;
-        let records = service
-            .store
-            .clusters()
-            .await
-            .map_err(|e| ApiError::store(&e))?;
-        Ok::<_, ApiError>(ClusterList {
-            clusters: records.into_iter().map(entry).collect(),
-        })
+        inventory(&service).await
     };
     match listed.await {
         Ok(list) => Json(list).into_response(),

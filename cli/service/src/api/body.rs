@@ -29,7 +29,13 @@ impl std::error::Error for TooLarge {}
 /// `request` with its body read into memory: the same bytes when at most `limit`, else a
 /// body whose reading fails with [`TooLarge`] (the handler answers 413); a body that
 /// could not be read fails with the transport's error.
+#[cfg(test)]
 pub(crate) async fn read_whole(request: Request, limit: usize) -> Request {
+    read_whole_kept(request, limit).await.0
+}
+
+/// [`read_whole`], and the body's bytes when it was within the limit (for the request log).
+pub(crate) async fn read_whole_kept(request: Request, limit: usize) -> (Request, Option<Bytes>) {
     let (parts, body) = request.into_parts();
     let mut chunks = body.into_data_stream();
     let mut kept: Vec<u8> = Vec::new();
@@ -37,7 +43,7 @@ pub(crate) async fn read_whole(request: Request, limit: usize) -> Request {
     while let Some(chunk) = chunks.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
-            Err(e) => return Request::from_parts(parts, failing(e)),
+            Err(e) => return (Request::from_parts(parts, failing(e)), None),
         };
         seen = seen.saturating_add(chunk.len());
         if seen <= limit {
@@ -48,12 +54,17 @@ pub(crate) async fn read_whole(request: Request, limit: usize) -> Request {
             kept = Vec::new();
         }
     }
-    let body = if seen <= limit {
-        Body::from(kept)
-    } else {
-        failing(axum::Error::new(TooLarge))
-    };
-    Request::from_parts(parts, body)
+    if seen <= limit {
+        let bytes = Bytes::from(kept);
+        return (
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        );
+    }
+    (
+        Request::from_parts(parts, failing(axum::Error::new(TooLarge))),
+        None,
+    )
 }
 
 fn failing(error: axum::Error) -> Body {

@@ -25,7 +25,9 @@ mod enroll;
 pub mod error;
 mod openapi;
 mod ops;
+pub mod page;
 mod renew;
+mod report;
 pub mod sign;
 mod trust;
 
@@ -38,10 +40,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/trust-bundle", get(trust::trust_bundle))
         .route("/v1/clusters/{name}/enroll", post(enroll::enroll))
         .route("/v1/clusters/{name}/renew", post(renew::renew))
+        .route("/v1/clusters/{name}/report", post(report::report))
         .route("/v1/admin/clusters", get(admin::clusters))
         .route("/v1/admin/clusters/{name}/revoke", post(admin::revoke))
         .route("/v1/admin/tokens", post(admin::create_token))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/status", get(page::status))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -59,7 +63,8 @@ async fn not_found() -> ApiError {
 }
 
 /// Bounds every request by the request timeout, reads its body before any handler sees
-/// it ([`body::read_whole`]) and counts it by route and status.
+/// it ([`body::read_whole`]), counts it by route and status, and writes it to the request
+/// log if there is one.
 async fn observe(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -67,7 +72,12 @@ async fn observe(State(service): State<Arc<Service>>, request: Request, next: Ne
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let limit = service.limits.max_body_bytes;
-    let handled = async move { next.run(body::read_whole(request, limit).await).await };
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
+    let (request, kept) = body::read_whole_kept(request, limit).await;
+    let handled = next.run(request);
     let response = match tokio::time::timeout(service.limits.request_timeout, handled).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -81,6 +91,13 @@ async fn observe(State(service): State<Arc<Service>>, request: Request, next: Ne
         .into_response(),
     };
     service.metrics.request(&route, response.status().as_u16());
+    if let Some(log) = &service.requests {
+        let body = kept
+            .as_deref()
+            .unwrap_or(b"(over the size limit, not kept)");
+        let status = response.status().as_u16();
+        log.write(service.clock.now(), &method, &path, status, body);
+    }
     response
 }
 

@@ -3,9 +3,9 @@
 
 use axum::Json;
 use meshtrust_issuer::server::api::{
-    ClusterEntry, ClusterList, ClusterState, EnrollRequest, ErrorResponse, IssuedResponse,
-    PolicyInfo, RenewRequest, RootInfo, RotationPhase, TokenRequest, TokenResponse,
-    TrustBundleResponse,
+    ClusterEntry, ClusterList, ClusterReport, ClusterState, EnrollRequest, ErrorResponse,
+    IssuedResponse, IstiodSettings, PolicyInfo, RenewRequest, ReportRequest, ReportResponse,
+    Reported, RootInfo, RotationPhase, TokenRequest, TokenResponse, TrustBundleResponse,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         super::trust::trust_bundle,
         super::enroll::enroll,
         super::renew::renew,
+        super::report::report,
         super::admin::clusters,
         super::admin::revoke,
         super::admin::create_token,
@@ -28,7 +29,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         TrustBundleResponse, RootInfo, RotationPhase, PolicyInfo, EnrollRequest, RenewRequest,
         IssuedResponse, ErrorResponse, ClusterList, ClusterEntry, ClusterState, TokenRequest,
-        TokenResponse,
+        TokenResponse, ReportRequest, ClusterReport, IstiodSettings, ReportResponse, Reported,
     )),
     modifiers(&Credentials),
     tags(

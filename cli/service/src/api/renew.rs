@@ -20,7 +20,7 @@ use crate::api::error::ApiError;
 use crate::api::sign::{self, Grant};
 use crate::api::{cluster_name, json_body, rate_limit, refuse};
 use crate::state::Service;
-use crate::store::{Authority, Refusal};
+use crate::store::{AuditEvent, Authority, Refusal};
 
 /// How far `signed_at` may be from the service's clock.
 const PROOF_SKEW: time::Duration = time::Duration::minutes(5);
@@ -75,7 +75,9 @@ async fn renew_cluster(
             )
         })?;
     let serial = meshtrust_issuer::server::wire::serial(&current);
-    check_current(service, &cluster, &current, &serial).await?;
+    if let Err(error) = check_current(service, &cluster, &current, &serial).await {
+        return retried(service, &cluster, &current, &request, error, principal).await;
+    }
     let csr = sign::check_csr(service, &cluster, &request.csr)?;
     check_proof(service, &cluster, &current, &request, &csr.csr)?;
     *principal = format!("cluster {cluster} (intermediate serial {serial})");
@@ -90,9 +92,58 @@ async fn renew_cluster(
     sign::issue(service, grant, csr).await
 }
 
+/// A renewal presenting a superseded certificate is the retry of the renewal that
+/// superseded it when the new CSR is for the key the cluster now holds (the renewer's answer
+/// was lost, or it was killed before writing it): it is answered with the current
+/// certificate, as first issued. Anything else keeps `refusal`.
+async fn retried(
+    service: &Service,
+    cluster: &ClusterName,
+    current: &Certificate,
+    request: &RenewRequest,
+    refusal: ApiError,
+    principal: &mut String,
+) -> Result<IssuedResponse, ApiError> {
+    if refusal.code != "not_current" {
+        return Err(refusal);
+    }
+    let Ok(csr) = sign::check_csr(service, cluster, &request.csr) else {
+        return Err(refusal);
+    };
+    let state = service
+        .store
+        .cluster(cluster.as_str())
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let Some(state) = state
+        .filter(|s| s.state == ClusterState::Enrolled && s.key_fingerprint == csr.key_fingerprint)
+    else {
+        return Err(refusal);
+    };
+    check_proof(service, cluster, current, request, &csr.csr)?;
+    let serial = meshtrust_issuer::server::wire::serial(current);
+    *principal = format!("cluster {cluster} (intermediate serial {serial})");
+    let event = AuditEvent {
+        at: service.clock.now(),
+        principal: principal.clone(),
+        action: "renew".to_string(),
+        cluster: Some(cluster.to_string()),
+        serial: Some(state.current_serial.clone()),
+        result: AuditEvent::OK.to_string(),
+        reason: AuditEvent::RETRY.to_string(),
+    };
+    service
+        .store
+        .record(event.clone())
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    service.audit.write(&event);
+    sign::reissued(service, cluster, &state.current_serial).await
+}
+
 /// The certificate must be exactly the one this service issued as the cluster's current
 /// intermediate, unrevoked and unexpired.
-async fn check_current(
+pub(super) async fn check_current(
     service: &Service,
     cluster: &ClusterName,
     current: &Certificate,
@@ -156,7 +207,25 @@ fn check_proof(
     request: &RenewRequest,
     csr: &meshtrust_ca::Csr,
 ) -> Result<(), ApiError> {
-    let signed_at = OffsetDateTime::parse(&request.signed_at, &Rfc3339).map_err(|_| {
+    check_signature(
+        service,
+        current,
+        &request.signed_at,
+        &request.signature,
+        |signed_at| possession_message(RENEW_PROOF_CONTEXT, cluster, signed_at, csr),
+    )
+}
+
+/// A proof of possession of `current`'s key: `signature` (base64url) over the message
+/// `message` builds for `signed_at` (RFC 3339), made within five minutes of now.
+pub(super) fn check_signature(
+    service: &Service,
+    current: &Certificate,
+    signed_at: &str,
+    signature: &str,
+    message: impl FnOnce(OffsetDateTime) -> Vec<u8>,
+) -> Result<(), ApiError> {
+    let signed_at = OffsetDateTime::parse(signed_at, &Rfc3339).map_err(|_| {
         ApiError::bad_request(
             "proof_malformed",
             "signed_at: not an RFC 3339 time (e.g. 2026-12-01T10:00:00Z)",
@@ -172,19 +241,18 @@ fn check_proof(
             ),
         ));
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(request.signature.trim())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "proof_malformed",
-                "signature: not base64url without padding",
-            )
-        })?;
-    let message = possession_message(RENEW_PROOF_CONTEXT, cluster, signed_at, csr);
-    current.verify_message(&message, &signature).map_err(|_| {
-        ApiError::unauthorized(
-            "proof_invalid",
-            "the signature does not verify with the current intermediate's public key: sign with the key of the certificate sent",
+    let signature = URL_SAFE_NO_PAD.decode(signature.trim()).map_err(|_| {
+        ApiError::bad_request(
+            "proof_malformed",
+            "signature: not base64url without padding",
         )
-    })
+    })?;
+    current
+        .verify_message(&message(signed_at), &signature)
+        .map_err(|_| {
+            ApiError::unauthorized(
+                "proof_invalid",
+                "the signature does not verify with the current intermediate's public key: sign with the key of the certificate sent",
+            )
+        })
 }

@@ -25,11 +25,18 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 /// its proc-macro build). The checksums are the same as `migrate!` would compute, so the
 /// two are interchangeable on an existing database. A test checks the list against the
 /// directory.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "reports",
+        include_str!("../../migrations/0002_reports.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(

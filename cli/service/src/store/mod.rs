@@ -41,8 +41,10 @@ mod decide;
 mod failure;
 mod queries;
 mod records;
+mod reports;
 mod writer;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,6 +211,27 @@ impl Store {
         queries::revoke(&self.inner.pool, sqlite, cluster, at, by)
             .await
             .map_err(|e| self.fail(&format!("cannot revoke cluster {cluster}"), e, ""))
+    }
+
+    /// Records `report` (its JSON text) as `cluster`'s last report, received `at`, and marks
+    /// the cluster seen; `false` if it never enrolled.
+    pub async fn record_report(
+        &self,
+        cluster: &str,
+        at: OffsetDateTime,
+        report: &str,
+    ) -> Result<bool> {
+        let sqlite = self.inner.address.is_sqlite();
+        reports::record(&self.inner.pool, sqlite, cluster, at, report)
+            .await
+            .map_err(|e| self.fail(&format!("cannot record cluster {cluster}'s report"), e, ""))
+    }
+
+    /// Every cluster's last report (received at, JSON text), by cluster.
+    pub async fn reports(&self) -> Result<HashMap<String, (OffsetDateTime, String)>> {
+        reports::all(&self.inner.pool)
+            .await
+            .map_err(|e| self.fail("cannot read the cluster reports", e, ""))
     }
 
     /// Appends a line to the audit log (refusals before a commit, admin actions), through

@@ -199,7 +199,7 @@ fn split_roots(column: &str) -> Vec<String> {
         .collect()
 }
 
-fn instant(row: &AnyRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
+pub(super) fn instant(row: &AnyRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
     from_unix(row.try_get(column)?)
 }
 

@@ -1,9 +1,8 @@
 //! The agent's one decision, pure: given what `cacerts` and the pending Secret hold, what
 //! the service last said the cluster should hold, and the time, what to do now.
 
-use std::collections::BTreeSet;
-
 use meshtrust_ca::{RenewalPolicy, sha256_hex};
+use meshtrust_issuer::server::api::DesiredCacerts;
 use time::{Duration, OffsetDateTime};
 
 use crate::config::ForeignCacerts;
@@ -16,8 +15,10 @@ pub struct Expected {
     pub serial: String,
     /// When to renew it.
     pub renew_at: OffsetDateTime,
-    /// The roots every cluster must trust now.
+    /// The roots this cluster must trust now.
     pub roots: Vec<String>,
+    /// What this cluster's `cacerts` should hold (for the serial above).
+    pub desired: DesiredCacerts,
 }
 
 /// What a round does.
@@ -35,6 +36,13 @@ pub enum Step {
     },
     /// Renew the intermediate `cacerts` holds.
     Renew {
+        /// Why.
+        reason: String,
+    },
+    /// Keep the intermediate; write this trust file (a root rotation's phase 1 or 3).
+    UpdateTrust {
+        /// The trust file, byte for byte.
+        trust_pem: String,
         /// Why.
         reason: String,
     },
@@ -93,16 +101,10 @@ pub fn decide(facts: &Facts<'_>) -> Step {
             ),
         };
     }
-    if let Some(expected) = facts.expected
-        && set(&expected.roots) != set(&bundle.roots)
+    if let Some(expected) = facts.expected.filter(|e| e.serial == bundle.serial())
+        && let Some(step) = follow(bundle, expected)
     {
-        return Step::Renew {
-            reason: format!(
-                "the service's roots [{}] differ from the roots cacerts holds [{}]",
-                short(&expected.roots),
-                short(&bundle.roots)
-            ),
-        };
+        return step;
     }
     let due = due(bundle, facts.expected, facts.jitter_percent);
     if facts.now >= due {
@@ -111,6 +113,31 @@ pub fn decide(facts: &Facts<'_>) -> Step {
         };
     }
     Step::Wait { until: due }
+}
+
+/// What the service's word on the intermediate `cacerts` holds asks for, if anything.
+fn follow(bundle: &Bundle, expected: &Expected) -> Option<Step> {
+    let desired = &expected.desired;
+    if desired.reissue {
+        return Some(Step::Renew {
+            reason: format!(
+                "the service reissues the intermediate under the roots [{}] (cacerts holds [{}])",
+                short(&expected.roots),
+                short(&bundle.roots)
+            ),
+        });
+    }
+    if desired.trust_bundle_pem.as_bytes() != bundle.trust_pem() {
+        return Some(Step::UpdateTrust {
+            trust_pem: desired.trust_bundle_pem.clone(),
+            reason: format!(
+                "the service's trust file holds the roots [{}]; cacerts holds [{}]",
+                short(&expected.roots),
+                short(&bundle.roots)
+            ),
+        });
+    }
+    None
 }
 
 /// A pending key is used again for what it was made for, as long as `cacerts` is still
@@ -172,10 +199,6 @@ pub fn jitter(
     let digest = sha256_hex(serial.as_bytes());
     let draw = u64::from_str_radix(&digest[..15], 16).unwrap_or(0);
     Duration::seconds((draw % seconds as u64) as i64)
-}
-
-fn set(roots: &[String]) -> BTreeSet<&str> {
-    roots.iter().map(String::as_str).collect()
 }
 
 fn short(roots: &[String]) -> String {

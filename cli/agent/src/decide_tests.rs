@@ -61,10 +61,16 @@ fn facts<'a>(held: &'a Held, now: OffsetDateTime) -> Facts<'a> {
 }
 
 fn expected(bundle: &CaCerts, renew_at: OffsetDateTime, root: &RootCa) -> Expected {
+    let files = bundle.bundle_files(BundleFormat::Istio);
     Expected {
         serial: wire::serial(bundle.certificate()),
         renew_at,
         roots: wire::fingerprints(&root.trust_bundle()),
+        desired: DesiredCacerts {
+            trust_bundle_pem: String::from_utf8(files.get("root-cert.pem").unwrap().to_vec())
+                .unwrap(),
+            reissue: false,
+        },
     }
 }
 
@@ -151,17 +157,56 @@ fn the_services_renewal_time_wins_for_the_serial_it_was_given_for() {
 }
 
 #[test]
-fn new_roots_at_the_service_are_fetched_by_renewing_now() {
+fn a_reissue_asked_by_the_service_renews_now() {
     let root = root();
     let bundle = bundle(&root);
     let held = held(&bundle, true);
     let mut told = expected(&bundle, T0 + Duration::days(20), &root);
     told.roots.push("ab".repeat(32));
+    told.desired.reissue = true;
     let with = Facts {
         expected: Some(&told),
         ..facts(&held, T0 + Duration::days(1))
     };
     assert!(matches!(decide(&with), Step::Renew { reason } if reason.contains("roots")));
+}
+
+#[test]
+fn a_new_trust_file_from_the_service_is_written_as_given_keeping_the_intermediate() {
+    let root = root();
+    let other = RootParams::default()
+        .self_signed(T0)
+        .expect("a second root");
+    let bundle = bundle(&root);
+    let held = held(&bundle, true);
+    let mut told = expected(&bundle, T0 + Duration::days(20), &root);
+    told.desired
+        .trust_bundle_pem
+        .push_str(&other.certificate().to_pem());
+    let with = Facts {
+        expected: Some(&told),
+        ..facts(&held, T0 + Duration::days(1))
+    };
+    let Step::UpdateTrust { trust_pem, .. } = decide(&with) else {
+        panic!("a trust update: {:?}", decide(&with))
+    };
+    assert_eq!(trust_pem, told.desired.trust_bundle_pem);
+    // The same trust file asks for nothing; a word given for another serial is not followed.
+    let same = expected(&bundle, T0 + Duration::days(20), &root);
+    let with = Facts {
+        expected: Some(&same),
+        ..facts(&held, T0 + Duration::days(1))
+    };
+    assert!(matches!(decide(&with), Step::Wait { .. }));
+    let stale = Expected {
+        serial: "01".into(),
+        ..told.clone()
+    };
+    let with = Facts {
+        expected: Some(&stale),
+        ..facts(&held, T0 + Duration::days(1))
+    };
+    assert!(matches!(decide(&with), Step::Wait { .. }));
 }
 
 #[test]

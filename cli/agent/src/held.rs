@@ -1,5 +1,7 @@
 //! What the cluster's `cacerts` and pending Secrets hold, read into keys and certificates.
 
+use std::collections::BTreeMap;
+
 use meshtrust_ca::{
     BundleFiles, BundleFormat, Certificate, PrivateKey, TrustBundle, VerifyOptions, sha256_hex,
     verify_bundle,
@@ -40,12 +42,31 @@ pub struct Bundle {
     pub managed: bool,
     /// Its layout.
     pub format: BundleFormat,
+    /// Every file, as the Secret holds it (zeroized on drop; `Debug` shows names only).
+    pub files: BundleFiles,
 }
 
 impl Bundle {
     /// The intermediate's serial, lowercase hex.
     pub fn serial(&self) -> String {
         wire::serial(&self.certificate)
+    }
+
+    /// The trust file, byte for byte.
+    pub fn trust_pem(&self) -> &[u8] {
+        self.files.get(self.format.trust_file()).unwrap_or_default()
+    }
+
+    /// Every file but the key, as text: what the report shows the service.
+    pub fn public_files(&self) -> BTreeMap<String, String> {
+        self.files
+            .names()
+            .filter(|name| *name != self.format.key_file())
+            .filter_map(|name| {
+                let text = std::str::from_utf8(self.files.get(name)?).ok()?;
+                Some((name.to_string(), text.to_string()))
+            })
+            .collect()
     }
 }
 
@@ -56,13 +77,15 @@ impl Held {
             return Held::Absent;
         };
         let managed = secret.is_managed();
-        match usable(&secret.files(), now) {
+        let files = secret.files();
+        match usable(&files, now) {
             Ok((certificate, key, roots, format)) => Held::Usable(Box::new(Bundle {
                 certificate,
                 key,
                 roots,
                 managed,
                 format,
+                files,
             })),
             Err(reason) => Held::Unusable { managed, reason },
         }

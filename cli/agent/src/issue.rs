@@ -20,7 +20,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
-use meshtrust_ca::{CaCerts, IntermediateParams, PrivateKey, VerifyOptions, verify_bundle};
+use meshtrust_ca::{
+    BundleFiles, CaCerts, IntermediateParams, PrivateKey, VerifyOptions, is_byte_superset,
+    verify_bundle,
+};
 use meshtrust_issuer::server::ServerIssuer;
 use meshtrust_issuer::{IssueRequest, IssueResponse};
 use meshtrust_kube::{Action, CACERTS, MANAGED_BY, Observed, ObservedSecret, cacerts_secret};
@@ -139,13 +142,76 @@ impl Issuance<'_> {
         answer: IssueResponse,
         key: PrivateKey,
     ) -> Result<Issued> {
-        let ns = self.config.namespace.as_str();
         let format = held.bundle().map(|b| b.format).unwrap_or_default();
         let serial = meshtrust_issuer::server::wire::serial(&answer.certificate);
         let not_after = answer.certificate.not_after();
         let bundle = CaCerts::new(answer.certificate, key, answer.chain, answer.trust_bundle);
+        // The service's PEM is canonical (one block per root, 64 columns), so the trust
+        // file written is byte for byte the one it answered with (a rotation's byte rule).
         let files = bundle.bundle_files(format);
-        let report = verify_bundle(&files, &VerifyOptions::at(self.now));
+        let backup = view
+            .cacerts
+            .as_ref()
+            .is_some_and(|old| !old.is_managed() || held.bundle().is_none());
+        let applied = self
+            .apply(view, &files, "the agent's new intermediate", backup)
+            .await?;
+        let mut notices = answer.notices;
+        notices.extend(applied.warnings);
+        Ok(Issued {
+            serial,
+            not_after,
+            backup: applied.backup,
+            notices,
+        })
+    }
+
+    /// Writes `trust_pem` as `cacerts`' trust file, byte for byte, keeping the intermediate,
+    /// its key and its chain (a root rotation's phase 1 or 3). The new file must byte-contain
+    /// the old one or be contained in it, as istiod reloads only such a change.
+    pub async fn update_trust(&self, view: ClusterView, trust_pem: &str) -> Result<Issued> {
+        let ns = self.config.namespace.as_str();
+        let held = Held::read(view.cacerts.as_ref(), self.now);
+        let Some(bundle) = held.bundle() else {
+            return Err(Error::Config {
+                reason: format!(
+                    "{ns}/{CACERTS} is no longer usable; the trust file was not changed"
+                ),
+            });
+        };
+        if !is_byte_superset(trust_pem.as_bytes(), bundle.trust_pem()) {
+            return Err(Error::Config {
+                reason: format!(
+                    "the service's trust file neither contains nor is contained in {ns}/{CACERTS}'s {}: istiod would not reload it; {ns}/{CACERTS} was left as it was",
+                    bundle.format.trust_file()
+                ),
+            });
+        }
+        let mut files = bundle.files.clone();
+        files.insert(bundle.format.trust_file(), trust_pem.as_bytes().to_vec());
+        let (serial, not_after) = (bundle.serial(), bundle.certificate.not_after());
+        let applied = self
+            .apply(view, &files, "the root rotation's new trust file", false)
+            .await?;
+        Ok(Issued {
+            serial,
+            not_after,
+            backup: applied.backup,
+            notices: applied.warnings,
+        })
+    }
+
+    /// Writes `files` as `cacerts` (a create, or a replace at the resourceVersion `view`
+    /// read; `backup` first), once they pass the checks `meshtrust verify` makes.
+    async fn apply(
+        &self,
+        view: ClusterView,
+        files: &BundleFiles,
+        reason: &str,
+        backup: bool,
+    ) -> Result<meshtrust_kube::Applied> {
+        let ns = self.config.namespace.as_str();
+        let report = verify_bundle(files, &VerifyOptions::at(self.now));
         if let Some(problem) = report
             .findings
             .iter()
@@ -160,9 +226,9 @@ impl Issuance<'_> {
         }
         let action = match &view.cacerts {
             None => Action::Create,
-            Some(old) => Action::Replace {
-                reason: "the agent's new intermediate".to_string(),
-                backup: !old.is_managed() || held.bundle().is_none(),
+            Some(_) => Action::Replace {
+                reason: reason.to_string(),
+                backup,
             },
         };
         let observed = Observed {
@@ -171,9 +237,9 @@ impl Issuance<'_> {
             network: None,
             istiod_running: view.istiod_ready,
         };
-        let secret = cacerts_secret(ns, &files, &report);
+        let secret = cacerts_secret(ns, files, &report);
         let context = self.config.cluster.to_string();
-        let applied = meshtrust_kube::write(
+        Ok(meshtrust_kube::write(
             self.client,
             &context,
             ns,
@@ -182,15 +248,7 @@ impl Issuance<'_> {
             Some(secret),
             self.now,
         )
-        .await?;
-        let mut notices = answer.notices;
-        notices.extend(applied.warnings);
-        Ok(Issued {
-            serial,
-            not_after,
-            backup: applied.backup,
-            notices,
-        })
+        .await?)
     }
 
     /// Keeps `key` in the pending Secret: created, or replaced at the resourceVersion read

@@ -30,6 +30,7 @@ pub fn cluster_report(view: &ClusterView, held: &Bundle, now: OffsetDateTime) ->
         cacerts_roots: held.roots.clone(),
         istiod_roots,
         istiod: view.istiod.clone(),
+        cacerts_files: held.public_files(),
         agent_version: AGENT_VERSION.to_string(),
         observed_at: wire::time(now),
     }
@@ -57,5 +58,6 @@ pub async fn send(
         serial: answer.current_serial,
         renew_at,
         roots: answer.root_fingerprints,
+        desired: answer.desired,
     })
 }

@@ -118,9 +118,34 @@ impl Agent {
                 let replaces = held.bundle().map(|b| b.serial()).unwrap_or_default();
                 Purpose::Renew { replaces }
             }
+            Step::UpdateTrust { trust_pem, reason } => {
+                self.update_trust(view, &trust_pem, &reason, memory).await?;
+                return Ok(now);
+            }
         };
         self.issue(view, purpose, memory).await?;
         Ok(now)
+    }
+
+    /// Writes the service's new trust file, keeping the intermediate.
+    async fn update_trust(
+        &self,
+        view: crate::observe::ClusterView,
+        trust_pem: &str,
+        reason: &str,
+        memory: &mut Memory,
+    ) -> Result<()> {
+        tracing::info!(cluster = %self.config.cluster, %reason, "writing the new trust file");
+        // The service's word was about what cacerts held before this write.
+        memory.expected = None;
+        let done = self
+            .issuance(self.clock.now())
+            .update_trust(view, trust_pem)
+            .await;
+        self.metrics.issuance("trust", done.is_ok());
+        let written = done?;
+        tracing::info!(cluster = %self.config.cluster, serial = %written.serial, "cacerts written");
+        Ok(())
     }
 
     async fn issue(
@@ -147,6 +172,8 @@ impl Agent {
         self.metrics.issuance(kind, done.is_ok());
         let issued = self.answered(kind, done, memory)?;
         memory.unknown_to_service = false;
+        // The service's word was about the intermediate just replaced.
+        memory.expected = None;
         tracing::info!(
             cluster = %self.config.cluster,
             serial = %issued.serial,

@@ -13,6 +13,9 @@
 //! admin_token_file: /etc/meshtrust/admin/token
 //! policy: { validity: 730d, path_len: 0, key_types: [ecdsa-p256] }
 //! limits: { max_body_bytes: 65536, requests_per_minute: 120, request_timeout: 30s }
+//! # rotation:                                 # a root rotation in flight (docs/agent.md)
+//! #   to: { aws_pca_arn: arn:aws:acm-pca:… }  # or root_dir: /etc/meshtrust/root-2
+//! #   hold: 24h
 //! clusters:
 //!   east:
 //!     service_account:
@@ -57,6 +60,9 @@ pub struct ServeConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// A root rotation to carry out: the issuer to rotate to, and the hold.
+    #[serde(default)]
+    pub rotation: Option<RotationSource>,
     /// Member clusters that may enroll with a ServiceAccount token, by name.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterAuth>,
@@ -94,6 +100,67 @@ pub struct IssuerSource {
     pub aws_profile: Option<String>,
     /// An endpoint override (an emulator, a VPC endpoint).
     pub aws_endpoint_url: Option<String>,
+}
+
+impl IssuerSource {
+    /// A local root in `dir`.
+    pub fn local(dir: PathBuf) -> IssuerSource {
+        IssuerSource {
+            root_dir: Some(dir),
+            ..IssuerSource::default()
+        }
+    }
+
+    /// The AWS Private CA `arn`, reached as `like` reaches its own (region, profile,
+    /// endpoint).
+    pub fn aws_like(arn: String, like: &IssuerSource) -> IssuerSource {
+        IssuerSource {
+            aws_pca_arn: Some(arn),
+            aws_region: like.aws_region.clone(),
+            aws_profile: like.aws_profile.clone(),
+            aws_endpoint_url: like.aws_endpoint_url.clone(),
+            root_dir: None,
+        }
+    }
+}
+
+/// A root rotation from `issuer` to `to`, driven by what the clusters' agents report.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RotationSource {
+    /// The issuer of the new root (the same fields as `issuer`).
+    pub to: IssuerSource,
+    /// How long the old root stays trusted after the newest intermediate is issued by the
+    /// new one (`24h`, or `0s`; at least the longest workload certificate lifetime).
+    #[serde(default = "default_hold")]
+    pub hold: String,
+}
+
+fn default_hold() -> String {
+    "24h".to_string()
+}
+
+impl RotationSource {
+    /// A rotation to `to` with the default hold.
+    pub fn new(to: IssuerSource) -> RotationSource {
+        RotationSource {
+            to,
+            hold: default_hold(),
+        }
+    }
+
+    /// The hold, checked.
+    pub fn checked_hold(&self) -> Result<Duration> {
+        if matches!(self.hold.trim(), "0" | "0s") {
+            return Ok(Duration::ZERO);
+        }
+        let hold = duration::parse(&self.hold).map_err(|e| Error::Config {
+            location: "rotation.hold".to_string(),
+            reason: e,
+        })?;
+        Ok(hold)
+    }
 }
 
 /// The intermediate profile. Every extension is the service's; a CSR brings its key only.

@@ -33,4 +33,4 @@ pub use config::ServeConfig;
 pub use error::{Error, Result};
 pub use request_log::RequestLog;
 pub use serve::{Server, create_token};
-pub use state::Service;
+pub use state::{Rotation, Service};

@@ -12,9 +12,10 @@ use meshtrust_issuer::{AwsPcaConfig, Clock, Issuer, IssuerConfig, LocalIssuer};
 
 use crate::api;
 use crate::audit::AuditLog;
-use crate::config::{IssuerSource, ServeConfig};
+use crate::config::{IssuerSource, RotationSource, ServeConfig};
 use crate::error::{Error, Result};
 use crate::request_log::RequestLog;
+use crate::state::Rotation;
 use crate::state::Service;
 use crate::store::{AuditEvent, NewToken, Store};
 use crate::tls::Serving;
@@ -56,6 +57,20 @@ async fn issuer_of(
     }
 }
 
+/// The new root's issuer and the hold, checked: the new root must differ from the current.
+async fn rotation_of(source: &RotationSource, clock: &Clock) -> Result<Rotation> {
+    let hold = source.checked_hold()?;
+    let (to, _) = issuer_of(&source.to, clock).await.map_err(|e| match e {
+        Error::Config { reason, .. } => Error::Config {
+            location: "rotation.to".to_string(),
+            reason,
+        },
+        other => other,
+    })?;
+    to.trust_bundle().await.map_err(Error::Issuer)?;
+    Ok(Rotation { to, hold })
+}
+
 fn serving_of(config: &ServeConfig, local: Option<Arc<LocalIssuer>>) -> Result<Option<Serving>> {
     let tls = &config.tls;
     let error = |reason: &str| Error::Config {
@@ -92,7 +107,10 @@ impl Server {
         let (issuer, local) = issuer_of(&config.issuer, &clock).await?;
         let serving = serving_of(config, local)?;
         let store = Store::open(&config.store).await?;
-        let service = Service::new(config, issuer, store, audit, clock).await?;
+        let mut service = Service::new(config, issuer, store, audit, clock.clone()).await?;
+        if let Some(rotation) = &config.rotation {
+            service.rotation = Some(rotation_of(rotation, &clock).await?);
+        }
         Ok(Server {
             service: Arc::new(service),
             serving,

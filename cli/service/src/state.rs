@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use meshtrust_ca::RenewalPolicy;
 use meshtrust_issuer::{Clock, Issuer};
+use time::Duration;
 
 use crate::audit::AuditLog;
 use crate::config::{CheckedLimits, CheckedPolicy, ServeConfig};
@@ -43,6 +44,8 @@ pub struct Service {
     pub renewal: RenewalPolicy,
     /// Every request received, if asked for (`--request-log`).
     pub requests: Option<RequestLog>,
+    /// The root rotation the configuration asks for, if any.
+    pub rotation: Option<Rotation>,
 }
 
 impl std::fmt::Debug for Service {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for Service {
             .field("issuer", &self.issuer.describe())
             .field("store", &self.store)
             .field("policy", &self.policy)
+            .field("rotation", &self.rotation)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +107,7 @@ impl Service {
             audit,
             renewal: RenewalPolicy::default(),
             requests: None,
+            rotation: None,
         })
     }
 
@@ -114,5 +119,22 @@ impl Service {
         if let Err(e) = self.store.record(event).await {
             tracing::error!("the audit event could not be stored: {e}");
         }
+    }
+}
+
+/// The rotation the configuration asks for.
+pub struct Rotation {
+    /// The issuer of the new root.
+    pub to: Arc<dyn Issuer>,
+    /// How long the old root stays trusted after the newest intermediate from the new one.
+    pub hold: Duration,
+}
+
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("to", &self.to.describe())
+            .field("hold", &self.hold)
+            .finish()
     }
 }

@@ -25,7 +25,9 @@ use super::{Output, cluster};
 /// several replicas); admin_token_file; policy.organization, policy.common_name,
 /// policy.dns_names, policy.key_types, policy.validity (730d), policy.path_len (0);
 /// limits.max_body_bytes (65536), limits.requests_per_minute (120 per principal),
-/// limits.request_timeout (30s), limits.shutdown_grace (30s); clusters.NAME.service_account
+/// limits.request_timeout (30s), limits.shutdown_grace (30s); rotation.to (the issuer
+/// fields, for the new root) and rotation.hold (24h) for a root rotation the agents carry
+/// out; clusters.NAME.service_account
 /// (issuer, subject, and one of jwks, jwks_file, discovery_url; ca_file) for enrollment with
 /// a projected ServiceAccount token; insecure_plaintext_for_development_only.
 #[derive(Debug, ClapArgs)]
@@ -66,6 +68,18 @@ pub struct ServeArgs {
     /// AWS endpoint override (issuer.aws_endpoint_url).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Rotate the root to this local root directory (rotation.to.root_dir): the agents
+    /// carry out the phases as their istiods load each one (docs/agent.md).
+    #[arg(long, value_name = "DIR", conflicts_with = "rotate_to_ca_arn")]
+    pub rotate_to_root: Option<PathBuf>,
+    /// Rotate the root to this AWS Private CA (rotation.to.aws_pca_arn; region and endpoint
+    /// as the issuer's).
+    #[arg(long, value_name = "ARN")]
+    pub rotate_to_ca_arn: Option<String>,
+    /// How long the old root stays trusted after the newest intermediate from the new one
+    /// (rotation.hold, default 24h).
+    #[arg(long, value_name = "DURATION")]
+    pub rotation_hold: Option<String>,
     /// Store URL: sqlite://PATH or postgres://USER@HOST/DB (store). A password is best given
     /// in PGPASSWORD or a ~/.pgpass file, not on the command line.
     #[arg(long, value_name = "URL", env = "MESHTRUST_STORE")]

@@ -1,12 +1,13 @@
 //! `meshtrust status --server URL`: a `meshtrust serve`'s inventory (admin API).
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use meshtrust_ca::duration::human;
 use meshtrust_issuer::Clock;
 use meshtrust_issuer::server::ServiceClient;
-use meshtrust_issuer::server::api::{ClusterEntry, ClusterState};
+use meshtrust_issuer::server::api::{ClusterEntry, ClusterList, ClusterState, RotationStatus};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
@@ -27,12 +28,21 @@ pub async fn run(args: &StatusArgs, clock: &Clock) -> Result<ExitCode> {
     );
     let client = ServiceClient::new(&config.url, &config.trust, config.timeout)?;
     let list = client.clusters(&token).await?;
+    let rotation = client.rotation(&token).await?;
     if args.output == Output::Json {
-        output::json(&list)?;
-    } else if list.clusters.is_empty() {
-        println!("no cluster has enrolled with {}", config.url);
+        output::json(&Inventory {
+            list: &list,
+            rotation: rotation.as_ref(),
+        })?;
     } else {
-        print_table(&list.clusters, clock.now());
+        if list.clusters.is_empty() {
+            println!("no cluster has enrolled with {}", config.url);
+        } else {
+            print_table(&list.clusters, clock.now());
+        }
+        if let Some(rotation) = &rotation {
+            print_rotation(rotation);
+        }
     }
     let now = clock.now();
     let all_valid = list.clusters.iter().all(|c| {
@@ -46,6 +56,47 @@ pub async fn run(args: &StatusArgs, clock: &Clock) -> Result<ExitCode> {
     })
 }
 
+/// `-o json`: the inventory, and the rotation in flight.
+#[derive(serde::Serialize)]
+struct Inventory<'a> {
+    #[serde(flatten)]
+    list: &'a ClusterList,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotation: Option<&'a RotationStatus>,
+}
+
+/// Whether istiod publishes the roots `cacerts` holds, by the cluster's last report.
+fn istiod(c: &ClusterEntry) -> &'static str {
+    let Some(report) = c.reported.as_ref().map(|r| &r.report) else {
+        return "unreported";
+    };
+    let Some(published) = &report.istiod_roots else {
+        return "no istio-ca-root-cert";
+    };
+    let set = |roots: &[String]| roots.iter().cloned().collect::<BTreeSet<_>>();
+    if set(published) == set(&report.cacerts_roots) {
+        "loaded"
+    } else {
+        "pending"
+    }
+}
+
+fn print_rotation(rotation: &RotationStatus) {
+    let phase = serde_json::to_value(rotation.phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    println!(
+        "\nroot rotation {} → {}: phase {phase}{}",
+        output::short(&rotation.from_root, 16),
+        output::short(&rotation.to_root, 16),
+        if rotation.open { "" } else { ", waiting" }
+    );
+    for w in &rotation.waiting_for {
+        println!("  - {}", w.message);
+    }
+}
+
 fn print_table(clusters: &[ClusterEntry], now: OffsetDateTime) {
     let mut t = output::table([
         "CLUSTER",
@@ -55,6 +106,7 @@ fn print_table(clusters: &[ClusterEntry], now: OffsetDateTime) {
         "LEFT",
         "LAST SEEN",
         "ROOTS",
+        "ISTIOD",
     ]);
     for c in clusters {
         let left = OffsetDateTime::parse(&c.not_after, &Rfc3339)
@@ -75,6 +127,7 @@ fn print_table(clusters: &[ClusterEntry], now: OffsetDateTime) {
                 .map(|r| output::short(r, 12))
                 .collect::<Vec<_>>()
                 .join(", "),
+            istiod(c).to_string(),
         ]);
     }
     println!("{t}");

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use meshtrust_issuer::Clock;
+use meshtrust_service::config::{IssuerSource, RotationSource};
 use meshtrust_service::{AuditLog, ServeConfig, Server};
 
 use crate::args::{Output, ServeArgs, ServeCommand, TokenCommand, TokenCreateArgs};
@@ -56,6 +57,7 @@ fn config(args: &ServeArgs) -> Result<ServeConfig> {
     }
     config.issuer.aws_region = args.region.clone().or(config.issuer.aws_region);
     config.issuer.aws_endpoint_url = args.endpoint_url.clone().or(config.issuer.aws_endpoint_url);
+    rotation(args, &mut config);
     if let Some(store) = &args.store {
         config.store = store.clone();
     }
@@ -64,6 +66,21 @@ fn config(args: &ServeArgs) -> Result<ServeConfig> {
     }
     config.insecure_plaintext_for_development_only |= args.insecure_plaintext_for_development_only;
     Ok(config)
+}
+
+/// The rotation flags over the file's `rotation`.
+fn rotation(args: &ServeArgs, config: &mut ServeConfig) {
+    let to = match (&args.rotate_to_root, &args.rotate_to_ca_arn) {
+        (Some(dir), _) => Some(IssuerSource::local(dir.clone())),
+        (None, Some(arn)) => Some(IssuerSource::aws_like(arn.clone(), &config.issuer)),
+        (None, None) => None,
+    };
+    if let Some(to) = to {
+        config.rotation = Some(RotationSource::new(to));
+    }
+    if let (Some(hold), Some(rotation)) = (&args.rotation_hold, config.rotation.as_mut()) {
+        rotation.hold = hold.clone();
+    }
 }
 
 fn audit_sink(path: &std::path::Path) -> Result<Box<dyn Write + Send>> {

@@ -58,6 +58,68 @@ pub struct RootInfo {
 pub enum RotationPhase {
     /// One root; no rotation in flight.
     Steady,
+    /// Phase 1: every cluster's trust becomes old+new; intermediates are unchanged.
+    AddNewRoot,
+    /// Phase 2: intermediates are reissued by the new root; trust stays old+new.
+    ReissueIntermediates,
+    /// Phase 3: every cluster's trust becomes the new root alone.
+    RemoveOldRoot,
+    /// Every cluster holds only the new root, is issued by it, and its istiod has loaded it:
+    /// make the new root the service's issuer and drop `rotation` from its configuration.
+    Complete,
+    /// The clusters hold a state the rotation does not guess its way out of (a cluster
+    /// trusting neither root, a new root used too early): `waiting_for` names the cluster and
+    /// the fix.
+    Blocked,
+}
+
+/// Where a root rotation driven by the service stands (`GET /v1/admin/rotation`; clusters
+/// see only the phase, and what they themselves should hold).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotationStatus {
+    /// The phase: the one whose writes the clusters are carrying out.
+    pub phase: RotationPhase,
+    /// The root being retired (fingerprint).
+    pub from_root: String,
+    /// The root being introduced (fingerprint).
+    pub to_root: String,
+    /// Whether the phase's writes are handed out; when not, `waiting_for` says why.
+    pub open: bool,
+    /// What the next step waits for, one entry per cluster (or none): a cluster whose
+    /// istiod has not loaded the roots, a cluster that has not reported since its last
+    /// write, the preflight, the hold before the old root goes.
+    pub waiting_for: Vec<Waiting>,
+    /// When the old root may be dropped (the newest intermediate's issuance plus the hold),
+    /// once every intermediate is issued by the new root (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<String>,
+}
+
+/// Why a rotation does not go on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Waiting {
+    /// The cluster, when one holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// A stable code: `not_reported`, `report_stale`, `istiod_not_loaded`,
+    /// `multiroot_mesh_off`, `hold`, `blocked`.
+    pub reason: String,
+    /// What is wrong and what fixes it.
+    pub message: String,
+}
+
+/// What the service expects one cluster's `cacerts` to hold now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DesiredCacerts {
+    /// The trust file (`root-cert.pem`) to hold, byte for byte: istiod takes a new root
+    /// bundle only when one byte-contains the other, so it is written exactly as given.
+    pub trust_bundle_pem: String,
+    /// Renew now: the intermediate is to be issued by another root (the agent renews, the
+    /// service signs with the root the rotation's phase issues from).
+    pub reissue: bool,
 }
 
 /// The intermediate profile the service applies.
@@ -142,6 +204,10 @@ pub struct ClusterReport {
     /// was not found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub istiod: Option<IstiodSettings>,
+    /// `cacerts`' public files (every file but the key), exactly as the Secret holds them:
+    /// the service plans a rotation's byte-exact trust files from them.
+    #[serde(default)]
+    pub cacerts_files: std::collections::BTreeMap<String, String>,
     /// The agent's version.
     pub agent_version: String,
     /// When the agent read the cluster (RFC 3339).
@@ -176,6 +242,8 @@ pub struct ReportResponse {
     pub root_fingerprints: Vec<String>,
     /// The rotation phase.
     pub rotation_phase: RotationPhase,
+    /// What this cluster's `cacerts` should hold now.
+    pub desired: DesiredCacerts,
 }
 
 /// The answer to an enrollment or a renewal: everything a `cacerts` bundle needs but the key.

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::server::api::{
     ClusterEntry, ClusterList, EnrollRequest, IssuedResponse, PREFIX, RenewRequest, ReportRequest,
-    ReportResponse, TokenRequest, TokenResponse, TrustBundleResponse,
+    ReportResponse, RotationStatus, TokenRequest, TokenResponse, TrustBundleResponse,
 };
 use crate::server::failure;
 use crate::server::trust::ServerTrust;
@@ -158,6 +158,18 @@ impl ServiceClient {
             .get(self.route("/admin/clusters"))
             .bearer_auth(admin_token.as_str());
         self.call("listing the clusters", request).await
+    }
+
+    /// `GET /v1/admin/rotation`: the root rotation in flight, `None` when there is none.
+    pub async fn rotation(
+        &self,
+        admin_token: &Zeroizing<String>,
+    ) -> Result<Option<RotationStatus>> {
+        let request = self
+            .http
+            .get(self.route("/admin/rotation"))
+            .bearer_auth(admin_token.as_str());
+        self.call("reading the root rotation", request).await
     }
 
     /// `POST /v1/admin/clusters/{cluster}/revoke`: the cluster may no longer renew.

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use meshtrust_issuer::server::api::{
-    ClusterEntry, ClusterList, ErrorResponse, Reported, TokenRequest, TokenResponse,
+    ClusterEntry, ClusterList, ErrorResponse, Reported, RotationStatus, TokenRequest, TokenResponse,
 };
 use meshtrust_issuer::server::wire;
 
@@ -99,6 +99,28 @@ pub async fn clusters(State(service): State<Arc<Service>>, headers: HeaderMap) -
     match listed.await {
         Ok(list) => Json(list).into_response(),
         Err(error) => refuse(&service, ADMIN, "list-clusters", None, error).await,
+    }
+}
+
+/// The root rotation in flight: its phase, and what holds it (`null` without one).
+#[utoipa::path(
+    get, path = "/v1/admin/rotation", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The rotation, or null", body = Option<RotationStatus>),
+        (status = 401, description = "Not the admin token", body = ErrorResponse),
+        (status = 502, description = "An issuer cannot say which root it signs under", body = ErrorResponse),
+        (status = 503, description = "The store is unavailable", body = ErrorResponse),
+    )
+)]
+pub async fn rotation(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let read = async {
+        authorize(&service, &headers)?;
+        crate::api::rotation::status(&service).await
+    };
+    match read.await {
+        Ok(status) => Json(status).into_response(),
+        Err(error) => refuse(&service, ADMIN, "rotation", None, error).await,
     }
 }
 

@@ -28,6 +28,7 @@ mod ops;
 pub mod page;
 mod renew;
 mod report;
+pub mod rotation;
 pub mod sign;
 mod trust;
 
@@ -44,6 +45,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/admin/clusters", get(admin::clusters))
         .route("/v1/admin/clusters/{name}/revoke", post(admin::revoke))
         .route("/v1/admin/tokens", post(admin::create_token))
+        .route("/v1/admin/rotation", get(admin::rotation))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/status", get(page::status))
         .route("/healthz", get(ops::healthz))

@@ -3,9 +3,10 @@
 
 use axum::Json;
 use meshtrust_issuer::server::api::{
-    ClusterEntry, ClusterList, ClusterReport, ClusterState, EnrollRequest, ErrorResponse,
-    IssuedResponse, IstiodSettings, PolicyInfo, RenewRequest, ReportRequest, ReportResponse,
-    Reported, RootInfo, RotationPhase, TokenRequest, TokenResponse, TrustBundleResponse,
+    ClusterEntry, ClusterList, ClusterReport, ClusterState, DesiredCacerts, EnrollRequest,
+    ErrorResponse, IssuedResponse, IstiodSettings, PolicyInfo, RenewRequest, ReportRequest,
+    ReportResponse, Reported, RootInfo, RotationPhase, RotationStatus, TokenRequest, TokenResponse,
+    TrustBundleResponse, Waiting,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -25,11 +26,13 @@ use utoipa::{Modify, OpenApi};
         super::admin::clusters,
         super::admin::revoke,
         super::admin::create_token,
+        super::admin::rotation,
     ),
     components(schemas(
         TrustBundleResponse, RootInfo, RotationPhase, PolicyInfo, EnrollRequest, RenewRequest,
         IssuedResponse, ErrorResponse, ClusterList, ClusterEntry, ClusterState, TokenRequest,
         TokenResponse, ReportRequest, ClusterReport, IstiodSettings, ReportResponse, Reported,
+        RotationStatus, Waiting, DesiredCacerts,
     )),
     modifiers(&Credentials),
     tags(

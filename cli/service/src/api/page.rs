@@ -1,12 +1,14 @@
 //! `GET /status`: the inventory as a small server-rendered HTML page, for a person with a
 //! browser — every cluster, its intermediate's expiry on a common timeline, the roots it
-//! holds and whether its istiod has loaded the service's roots, its last report. No
+//! holds and whether its istiod has loaded the service's roots, its last report and last
+//! error; the rotation's phase and what it waits for. No
 //! JavaScript, no external resources (a strict Content-Security-Policy says so).
 //!
 //! The page is the admin inventory, so it takes the admin token: as `Authorization: Bearer`,
 //! or as the password of HTTP Basic authentication (any user name), which makes a browser
 //! ask for it.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -16,12 +18,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use meshtrust_issuer::server::api::{ClusterEntry, ClusterList, ClusterState, RotationPhase};
+use meshtrust_issuer::server::api::{ClusterEntry, ClusterList, ClusterState, Waiting};
 use meshtrust_issuer::server::wire;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::state::Service;
+use crate::store::AuditEvent;
 
 /// Serves the page; without the admin token, a 401 that makes a browser ask for it.
 pub async fn status(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
@@ -46,17 +49,72 @@ pub async fn status(State(service): State<Arc<Service>>, headers: HeaderMap) -> 
         Ok(list) => list,
         Err(e) => return unavailable(format!("{}\n", e.message)),
     };
-    let roots = match service.issuer.trust_bundle().await {
-        Ok(trust) => wire::fingerprints(&trust),
-        Err(e) => return unavailable(format!("the issuer cannot say its roots: {e}\n")),
+    let (phase, roots) = match crate::api::rotation::roots_now(&service).await {
+        Ok((phase, roots)) => (
+            phase,
+            roots.iter().map(wire::fingerprint).collect::<Vec<_>>(),
+        ),
+        Err(e) => return unavailable(format!("{}\n", e.message)),
+    };
+    let waiting = match crate::api::rotation::status(&service).await {
+        Ok(status) => status.map(|s| s.waiting_for).unwrap_or_default(),
+        Err(e) => return unavailable(format!("{}\n", e.message)),
+    };
+    let errors = match service.store.audit(RECENT_EVENTS).await {
+        Ok(events) => last_errors(events),
+        Err(e) => return unavailable(format!("{e}\n")),
     };
     // The phase as the trust-bundle route names it.
-    let phase = serde_json::to_value(RotationPhase::Steady)
+    let phase = serde_json::to_value(phase)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    let page = render(&list, &roots, &phase, service.clock.now());
+    let page = render(
+        &list,
+        &Facts {
+            roots: &roots,
+            phase: &phase,
+            waiting: &waiting,
+            errors: &errors,
+        },
+        service.clock.now(),
+    );
     ([(CONTENT_SECURITY_POLICY, CSP)], Html(page)).into_response()
+}
+
+/// How many of the newest audit events the page looks through for each cluster's last error.
+const RECENT_EVENTS: i64 = 2000;
+
+/// Each cluster's newest refusal or error among `events` (newest first), unless the
+/// cluster succeeded since.
+pub fn last_errors(events: Vec<AuditEvent>) -> HashMap<String, AuditEvent> {
+    let mut seen = HashSet::new();
+    let mut errors = HashMap::new();
+    for event in events {
+        let Some(cluster) = event.cluster.clone() else {
+            continue;
+        };
+        if !seen.insert(cluster.clone()) {
+            continue;
+        }
+        if event.result != AuditEvent::OK {
+            errors.insert(cluster, event);
+        }
+    }
+    errors
+}
+
+/// What the page shows besides the inventory.
+#[derive(Debug)]
+pub struct Facts<'a> {
+    /// The roots every cluster must trust now (fingerprints).
+    pub roots: &'a [String],
+    /// The rotation phase, as the trust-bundle route names it.
+    pub phase: &'a str,
+    /// What the rotation waits for.
+    pub waiting: &'a [Waiting],
+    /// Each cluster's last error.
+    pub errors: &'a HashMap<String, AuditEvent>,
 }
 
 /// The page's Content-Security-Policy: its own inline style, nothing else.
@@ -113,8 +171,9 @@ impl Loaded {
     }
 }
 
-/// The page for `list`, the service's `roots` and rotation `phase`, at `now`.
-pub fn render(list: &ClusterList, roots: &[String], phase: &str, now: OffsetDateTime) -> String {
+/// The page for `list` and `facts`, at `now`.
+pub fn render(list: &ClusterList, facts: &Facts<'_>, now: OffsetDateTime) -> String {
+    let (roots, phase) = (facts.roots, facts.phase);
     let horizon = list
         .clusters
         .iter()
@@ -134,13 +193,27 @@ pub fn render(list: &ClusterList, roots: &[String], phase: &str, now: OffsetDate
     for root in roots {
         let _ = writeln!(html, "<li><code>{}</code></li>", escape(root));
     }
-    html.push_str("</ul>\n<h2>Clusters</h2>\n");
+    html.push_str("</ul>\n");
+    if !facts.waiting.is_empty() {
+        html.push_str("<h2>The rotation waits for</h2>\n<ul id=\"waiting\">\n");
+        for w in facts.waiting {
+            let _ = writeln!(
+                html,
+                "<li data-reason=\"{}\">{}</li>",
+                escape(&w.reason),
+                escape(&w.message)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str("<h2>Clusters</h2>\n");
     if list.clusters.is_empty() {
         html.push_str("<p id=\"empty\">No cluster has enrolled yet.</p>\n");
     } else {
         html.push_str(TABLE_HEAD);
         for entry in &list.clusters {
-            row(&mut html, entry, roots, horizon, now);
+            let error = facts.errors.get(&entry.name);
+            row(&mut html, entry, roots, error, (horizon, now));
         }
         html.push_str("</tbody></table>\n");
     }
@@ -152,8 +225,8 @@ fn row(
     html: &mut String,
     entry: &ClusterEntry,
     roots: &[String],
-    horizon: time::Duration,
-    now: OffsetDateTime,
+    error: Option<&AuditEvent>,
+    (horizon, now): (time::Duration, OffsetDateTime),
 ) {
     let left = parse(&entry.not_after).map(|t| t - now);
     let (width, until) = match left {
@@ -182,7 +255,8 @@ fn row(
         "<tr data-cluster=\"{name}\"><td class=\"name\">{name}</td><td class=\"state {state}\">{state}</td>\
 <td><code>{serial}</code></td>\
 <td class=\"timeline\"><div class=\"bar\" style=\"width:{width:.1}%\"></div><span>{until}</span><br><small>{not_after}</small></td>\
-<td class=\"roots\">{held}</td><td class=\"istiod {loaded}\">{loaded}</td><td class=\"reported\">{reported}</td></tr>",
+<td class=\"roots\">{held}</td><td class=\"istiod {loaded}\">{loaded}</td><td class=\"reported\">{reported}</td>\
+<td class=\"error\">{error}</td></tr>",
         name = escape(&entry.name),
         serial = escape(&entry.serial),
         until = escape(&until),
@@ -198,6 +272,13 @@ fn row(
             .join(" "),
         loaded = loaded.as_str(),
         reported = escape(&reported),
+        error = error.map_or_else(String::new, |e| escape(&format!(
+            "{} {} ({}): {}",
+            e.action,
+            e.result,
+            ago(Some(e.at), now),
+            e.reason
+        ))),
     );
 }
 
@@ -246,7 +327,7 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;pad
 </style></head><body>\n";
 
 const TABLE_HEAD: &str = "<table id=\"clusters\"><thead><tr><th>cluster</th><th>state</th><th>serial</th>\
-<th>intermediate expiry</th><th>roots held</th><th>istiod</th><th>last report</th></tr></thead><tbody>\n";
+<th>intermediate expiry</th><th>roots held</th><th>istiod</th><th>last report</th><th>last error</th></tr></thead><tbody>\n";
 
 #[cfg(test)]
 #[path = "page_tests.rs"]

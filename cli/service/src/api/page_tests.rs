@@ -7,6 +7,31 @@ use super::*;
 
 const NOW: OffsetDateTime = datetime!(2026-12-01 10:00:00 UTC);
 
+fn facts<'a>(
+    roots: &'a [String],
+    waiting: &'a [Waiting],
+    errors: &'a HashMap<String, AuditEvent>,
+) -> Facts<'a> {
+    Facts {
+        roots,
+        phase: "steady",
+        waiting,
+        errors,
+    }
+}
+
+fn event(cluster: &str, minutes_ago: i64, result: &str, reason: &str) -> AuditEvent {
+    AuditEvent {
+        at: NOW - time::Duration::minutes(minutes_ago),
+        principal: format!("cluster {cluster}"),
+        action: "renew".to_string(),
+        cluster: Some(cluster.to_string()),
+        serial: None,
+        result: result.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
 fn entry(name: &str, not_after: &str, istiod_roots: Option<Vec<String>>) -> ClusterEntry {
     ClusterEntry {
         name: name.to_string(),
@@ -23,6 +48,7 @@ fn entry(name: &str, not_after: &str, istiod_roots: Option<Vec<String>>) -> Clus
                 cacerts_roots: vec!["aa".repeat(32)],
                 istiod_roots: Some(roots),
                 istiod: None,
+                cacerts_files: Default::default(),
                 agent_version: "0.1.0".to_string(),
                 observed_at: "2026-12-01T09:58:00Z".to_string(),
             },
@@ -40,7 +66,7 @@ fn each_cluster_shows_its_expiry_on_one_timeline_and_whether_istiod_loaded_the_r
             entry("north", "2026-11-30T10:00:00Z", None),
         ],
     };
-    let html = render(&list, &roots, "steady", NOW);
+    let html = render(&list, &facts(&roots, &[], &HashMap::new()), NOW);
     let row = |name: &str| {
         let start = html.find(&format!("<tr data-cluster=\"{name}\"")).unwrap();
         html[start..start + html[start..].find("</tr>").unwrap()].to_string()
@@ -75,10 +101,14 @@ fn text_is_escaped_and_an_empty_inventory_says_so() {
     let list = ClusterList {
         clusters: vec![entry("<script>", "soon\"", None)],
     };
-    let html = render(&list, &[], "steady", NOW);
+    let html = render(&list, &facts(&[], &[], &HashMap::new()), NOW);
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));
     assert!(html.contains("soon&quot;"));
-    let empty = render(&ClusterList { clusters: vec![] }, &[], "steady", NOW);
+    let empty = render(
+        &ClusterList { clusters: vec![] },
+        &facts(&[], &[], &HashMap::new()),
+        NOW,
+    );
     assert!(empty.contains("No cluster has enrolled yet."));
 }
 
@@ -90,4 +120,43 @@ fn the_admin_token_comes_as_bearer_or_as_a_basic_password() {
     assert_eq!(credential(Some("Basic !!!")), None);
     assert_eq!(credential(Some("Digest x")), None);
     assert_eq!(credential(None), None);
+}
+
+#[test]
+fn a_cluster_shows_its_last_error_until_it_succeeds_and_the_rotation_what_it_waits_for() {
+    // Newest first, as the store gives them.
+    let errors = last_errors(vec![
+        event("east", 1, AuditEvent::REFUSED, "the proof is stale"),
+        event("east", 5, AuditEvent::OK, ""),
+        event("west", 2, AuditEvent::OK, ""),
+        event("west", 9, AuditEvent::REFUSED, "an old refusal"),
+    ]);
+    assert_eq!(errors.keys().collect::<Vec<_>>(), ["east"]);
+    let waiting = [Waiting {
+        cluster: Some("west".to_string()),
+        reason: "istiod_not_loaded".to_string(),
+        message: "cluster west: istiod <publishes> no istio-ca-root-cert".to_string(),
+    }];
+    let roots = vec!["aa".repeat(32)];
+    let list = ClusterList {
+        clusters: vec![
+            entry("east", "2027-12-01T10:00:00Z", Some(roots.clone())),
+            entry("west", "2027-12-01T10:00:00Z", None),
+        ],
+    };
+    let html = render(&list, &facts(&roots, &waiting, &errors), NOW);
+    let east = &html[html.find("data-cluster=\"east\"").unwrap()..];
+    let east = &east[..east.find("</tr>").unwrap()];
+    assert!(
+        east.contains("<td class=\"error\">renew refused (0h 1m ago): the proof is stale</td>"),
+        "{east}"
+    );
+    assert!(
+        html.contains("<td class=\"error\"></td>"),
+        "west has no error: {html}"
+    );
+    assert!(
+        html.contains("<li data-reason=\"istiod_not_loaded\">cluster west: istiod &lt;publishes&gt; no istio-ca-root-cert</li>"),
+        "{html}"
+    );
 }

@@ -15,15 +15,15 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use meshtrust_ca::{Certificate, ClusterName, possession_message_over};
+use meshtrust_ca::{BundleFormat, Certificate, ClusterName, TrustBundle, possession_message_over};
 use meshtrust_issuer::server::api::{
     ClusterReport, ErrorResponse, REPORT_PROOF_CONTEXT, ReportRequest, ReportResponse,
-    RotationPhase,
 };
 use meshtrust_issuer::server::wire;
 
 use crate::api::error::ApiError;
 use crate::api::renew::{check_current, check_signature};
+use crate::api::rotation;
 use crate::api::sign::renew_at;
 use crate::api::{cluster_name, json_body, rate_limit, refuse};
 use crate::state::Service;
@@ -94,19 +94,52 @@ async fn report_cluster(
         },
     )?;
     *principal = format!("cluster {cluster} (intermediate serial {serial})");
-    parse(&request.report)?;
+    let report = parse(&request.report)?;
+    consistent(&report, &current)?;
     record(service, &cluster, &request.report).await?;
-    let trust = service
-        .issuer
-        .trust_bundle()
-        .await
-        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
+    let (rotation_phase, desired) = rotation::desired(service, &cluster, &report).await?;
+    let trust = TrustBundle::from_pem("trust", desired.trust_bundle_pem.as_bytes())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ReportResponse {
         current_serial: serial,
         renew_at: wire::time(renew_at(service, current.not_before(), current.not_after())),
         root_fingerprints: wire::fingerprints(&trust),
-        rotation_phase: RotationPhase::Steady,
+        rotation_phase,
+        desired,
     })
+}
+
+/// The report's `cacerts` files, when it carries them, hold the certificate it was signed
+/// with: a rotation is planned from them.
+fn consistent(report: &ClusterReport, current: &Certificate) -> Result<(), ApiError> {
+    if report.cacerts_files.is_empty() {
+        return Ok(());
+    }
+    let format = BundleFormat::detect(report.cacerts_files.keys().map(String::as_str));
+    let file = format.cert_file();
+    let held = report
+        .cacerts_files
+        .get(file)
+        .and_then(|pem| Certificate::all_from_pem(file, pem.as_bytes()).ok())
+        .and_then(|all| all.into_iter().next());
+    if held.as_ref() != Some(current) {
+        return Err(ApiError::bad_request(
+            "report_inconsistent",
+            format!(
+                "report: cacerts_files.{file} is not the certificate the report is signed with"
+            ),
+        ));
+    }
+    if report.cacerts_files.contains_key(format.key_file()) {
+        return Err(ApiError::bad_request(
+            "report_key",
+            format!(
+                "report: cacerts_files carries {}: never send a private key",
+                format.key_file()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The report, once its signature verified: it must be a [`ClusterReport`].

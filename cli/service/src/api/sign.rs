@@ -2,7 +2,7 @@
 //! enrollment and renewal: check the CSR against the policy, sign with the issuer, commit
 //! the issuance (conditionally, in one transaction) and only then answer.
 
-use meshtrust_ca::{Certificate, ClusterName, Csr, sha256_hex};
+use meshtrust_ca::{Certificate, ClusterName, Csr, TrustBundle, sha256_hex};
 
 use meshtrust_issuer::IssueRequest;
 use meshtrust_issuer::server::api::IssuedResponse;
@@ -10,6 +10,7 @@ use meshtrust_issuer::server::wire;
 use time::OffsetDateTime;
 
 use crate::api::error::ApiError;
+use crate::api::rotation;
 use crate::state::Service;
 use crate::store::{AuditEvent, Authority, Committed, Issuance};
 
@@ -85,11 +86,21 @@ pub async fn issue(
     let now = service.clock.now();
     let params = service.policy.params(grant.cluster.clone());
     let request = IssueRequest::new(grant.cluster.clone(), csr.csr, params.profile(), now);
+    let signing = rotation::signing(service, &grant.cluster).await?;
     let started = service.clock.instant();
-    let signed = service.issuer.issue_intermediate(&request).await;
+    let signed = signing.issuer.issue_intermediate(&request).await;
     service.metrics.signed(service.clock.elapsed(started));
-    let signed = signed.map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
-    record(service, grant, csr.key_fingerprint, signed, now).await
+    let mut signed = signed.map_err(|e| ApiError::issuer(&signing.issuer.describe(), &e))?;
+    let trust_pem = match signing.trust_pem {
+        Some(pem) => {
+            signed.trust_bundle =
+                TrustBundle::from_pem("the rotation's trust bundle", pem.as_bytes())
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            pem
+        }
+        None => signed.trust_bundle.to_pem(),
+    };
+    record(service, grant, csr.key_fingerprint, signed, trust_pem, now).await
 }
 
 /// Commits a signed intermediate (conditionally: the store checks the grant's authority
@@ -99,6 +110,7 @@ async fn record(
     grant: Grant,
     key_fingerprint: String,
     signed: meshtrust_issuer::IssueResponse,
+    trust_pem: String,
     now: OffsetDateTime,
 ) -> Result<IssuedResponse, ApiError> {
     let cluster = grant.cluster.clone();
@@ -110,7 +122,7 @@ async fn record(
         serial: issuance.serial.clone(),
         certificate: issuance.certificate_pem.clone(),
         chain: issuance.chain_pem.clone(),
-        trust_bundle: signed.trust_bundle.to_pem(),
+        trust_bundle: trust_pem,
         root_fingerprints: issuance.roots.clone(),
         not_after: wire::time(issuance.not_after),
         renew_at: wire::time(renew_at(
@@ -202,17 +214,24 @@ pub async fn reissued(
             .ok()
             .and_then(|mut all| all.pop())
             .ok_or_else(|| ApiError::internal("the stored certificate does not parse"))?;
-    let trust = service
-        .issuer
-        .trust_bundle()
-        .await
-        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
+    let signing = rotation::signing(service, cluster).await?;
+    let trust_pem = match signing.trust_pem {
+        Some(pem) => pem,
+        None => signing
+            .issuer
+            .trust_bundle()
+            .await
+            .map_err(|e| ApiError::issuer(&signing.issuer.describe(), &e))?
+            .to_pem(),
+    };
+    let trust = TrustBundle::from_pem("trust bundle", trust_pem.as_bytes())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(IssuedResponse {
         cluster: cluster.to_string(),
         serial: record.serial,
         certificate: record.certificate_pem,
         chain: record.chain_pem,
-        trust_bundle: trust.to_pem(),
+        trust_bundle: trust_pem,
         root_fingerprints: wire::fingerprints(&trust),
         not_after: wire::time(record.not_after),
         renew_at: wire::time(renew_at(

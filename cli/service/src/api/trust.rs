@@ -5,9 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
-use meshtrust_issuer::server::api::{
-    ErrorResponse, PolicyInfo, RootInfo, RotationPhase, TrustBundleResponse,
-};
+use meshtrust_issuer::server::api::{ErrorResponse, PolicyInfo, RootInfo, TrustBundleResponse};
 use meshtrust_issuer::server::wire;
 use std::net::SocketAddr;
 
@@ -37,15 +35,11 @@ pub async fn trust_bundle(
 
 async fn bundle(service: &Service, principal: &str) -> Result<TrustBundleResponse, ApiError> {
     rate_limit(service, principal)?;
-    let trust = service
-        .issuer
-        .trust_bundle()
-        .await
-        .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
+    let (rotation_phase, roots) = crate::api::rotation::roots_now(service).await?;
     let template = &service.policy.template;
     Ok(TrustBundleResponse {
-        roots: trust
-            .roots()
+        trust_bundle_pem: roots.iter().map(|r| r.to_pem()).collect(),
+        roots: roots
             .iter()
             .map(|root| RootInfo {
                 fingerprint_sha256: wire::fingerprint(root),
@@ -53,8 +47,7 @@ async fn bundle(service: &Service, principal: &str) -> Result<TrustBundleRespons
                 not_after: wire::time(root.not_after()),
             })
             .collect(),
-        trust_bundle_pem: trust.to_pem(),
-        rotation_phase: RotationPhase::Steady,
+        rotation_phase,
         policy: PolicyInfo {
             organization: template.organization.clone(),
             common_name: template.common_name.clone(),

@@ -1,0 +1,457 @@
+//! End to end: a root rotation driven by `meshtrust serve` and carried out by the
+//! `meshtrust agent` of each member cluster, with the test playing each cluster's istiod:
+//! it publishes `istio-ca-root-cert` only some time after `cacerts` changes, and can be
+//! held back. The operator starts the rotation by giving the service `rotation.to` and
+//! restarting it.
+//!
+//! Checked on the history of every object the loopback API server stored: after every
+//! write every pair of clusters trusts the root the other's intermediate chains to; every
+//! trust file byte-contains the one before or is contained in it; no intermediate is issued
+//! by the new root while some istiod has not loaded both roots; the old root leaves no trust
+//! file while some istiod has not loaded both.
+#![allow(clippy::disallowed_methods)] // Tests poll with the wall clock.
+
+#[path = "service/harness.rs"]
+#[allow(dead_code)] // This suite uses part of the harness.
+mod harness;
+
+#[path = "agent/fleet.rs"]
+#[allow(dead_code)] // This suite uses part of the fixture.
+mod fleet;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fleet::*;
+use meshtrust_ca::{Certificate, TrustBundle};
+use meshtrust_testkit::apiserver::Cluster;
+use meshtrust_testkit::crash::unb64;
+use serde_json::{Value, json};
+
+const CLUSTERS: [&str; 3] = ["c1", "c2", "c3"];
+
+/// The test's istiod in one cluster: publishes `cacerts`' roots in `istio-ca-root-cert`
+/// `delay` after it sees them change, unless held.
+struct Istiod {
+    held: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Istiod {
+    fn start(cluster: Cluster, delay: Duration) -> Istiod {
+        let held = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (held.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen: Option<(String, Instant)> = None;
+            while !s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                let Some(secret) = cacerts(&cluster) else {
+                    continue;
+                };
+                let root = decoded(&secret, "root-cert.pem");
+                let published = cluster
+                    .get("v1", "ConfigMap", Some(NS), "istio-ca-root-cert")
+                    .and_then(|c| c["data"]["root-cert.pem"].as_str().map(str::to_string));
+                if published.as_deref() == Some(root.as_str()) {
+                    seen = None;
+                    continue;
+                }
+                match &seen {
+                    Some((r, at)) if *r == root => {
+                        if at.elapsed() >= delay && !h.load(Ordering::SeqCst) {
+                            cluster.seed(json!({
+                                "apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "istio-ca-root-cert", "namespace": NS},
+                                "data": {"root-cert.pem": root}
+                            }));
+                        }
+                    }
+                    _ => seen = Some((root, Instant::now())),
+                }
+            }
+        });
+        Istiod { held, stop }
+    }
+
+    fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Istiod {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The service's rotation status (`status --server -o json`'s `rotation`).
+fn rotation(fleet: &Fleet) -> Value {
+    fleet.inventory()["rotation"].clone()
+}
+
+/// A second local root, made with the CLI.
+fn new_root(fleet: &Fleet) -> (std::path::PathBuf, Certificate) {
+    let dir = fleet.work.path().join("root-2");
+    harness::ok(&["root", "create", "--out", &dir.display().to_string()]);
+    let pem = std::fs::read(dir.join("root-cert.pem")).unwrap();
+    (
+        dir,
+        Certificate::all_from_pem("new root", &pem).unwrap()[0].clone(),
+    )
+}
+
+fn old_root(fleet: &Fleet) -> Certificate {
+    let pem = std::fs::read(fleet.setup.root_cert()).unwrap();
+    Certificate::all_from_pem("old root", &pem).unwrap()[0].clone()
+}
+
+/// Restarts the service with `rotation` appended to its configuration.
+fn restart_rotating(fleet: &mut Fleet, rotation: &str) {
+    fleet.stop_service();
+    let mut config = std::fs::read_to_string(fleet.setup.config()).unwrap();
+    config.push_str(rotation);
+    std::fs::write(fleet.setup.config(), config).unwrap();
+    fleet.start_service();
+}
+
+/// Every cluster reported that istiod publishes exactly the roots its cacerts holds.
+fn all_loaded(fleet: &Fleet) -> bool {
+    let inventory = fleet.inventory();
+    let clusters = inventory["clusters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    clusters.len() == CLUSTERS.len()
+        && clusters.iter().all(|c| {
+            let r = &c["reported"]["report"];
+            !r["istiod_roots"].is_null()
+                && sorted(&r["istiod_roots"]) == sorted(&r["cacerts_roots"])
+        })
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut all: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    all.sort();
+    all
+}
+
+/// One stored version of an object: when, which cluster, what.
+struct Version {
+    at: Instant,
+    cluster: String,
+    kind: &'static str,
+    object: Value,
+}
+
+/// Every version of every cluster's cacerts and istio-ca-root-cert, in write order.
+fn history(fleet: &Fleet) -> Vec<Version> {
+    let mut all = Vec::new();
+    for c in CLUSTERS {
+        let cluster = fleet.cluster(c);
+        for (kind, api, name) in [
+            ("Secret", "v1", "cacerts"),
+            ("ConfigMap", "v1", "istio-ca-root-cert"),
+        ] {
+            for (at, object) in cluster.history(api, kind, Some(NS), name) {
+                all.push(Version {
+                    at,
+                    cluster: c.to_string(),
+                    kind,
+                    object,
+                });
+            }
+        }
+    }
+    all.sort_by_key(|v| v.at);
+    all
+}
+
+fn roots_of(pem: &[u8]) -> Vec<Certificate> {
+    TrustBundle::from_pem("trust", pem)
+        .map(|t| t.roots().to_vec())
+        .unwrap_or_default()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Replays the history and checks every rule of the rotation after every write.
+fn check_history(fleet: &Fleet, old: &Certificate, new: &Certificate) -> usize {
+    // Per cluster: (trust file, intermediate) held, and the roots istiod publishes.
+    let mut held: BTreeMap<String, (Vec<u8>, Certificate)> = BTreeMap::new();
+    let mut loaded: BTreeMap<String, Vec<Certificate>> = BTreeMap::new();
+    let mut writes = 0;
+    let mut dropped = false;
+    for (i, v) in history(fleet).iter().enumerate() {
+        let Some(data) = v.object["data"].as_object() else {
+            continue;
+        };
+        if v.kind == "ConfigMap" {
+            let pem = data["root-cert.pem"].as_str().unwrap_or_default();
+            loaded.insert(v.cluster.clone(), roots_of(pem.as_bytes()));
+            continue;
+        }
+        let trust = unb64(&data["root-cert.pem"]);
+        let ca = Certificate::all_from_pem("ca", &unb64(&data["ca-cert.pem"])).unwrap()[0].clone();
+        let every_istiod_has_both = || {
+            CLUSTERS.iter().all(|c| {
+                loaded
+                    .get(*c)
+                    .is_some_and(|r| r.contains(old) && r.contains(new))
+            })
+        };
+        if let Some((before, before_ca)) = held.get(&v.cluster) {
+            writes += 1;
+            assert!(
+                contains(&trust, before) || contains(before, &trust),
+                "write {i} to {}: the new root-cert.pem neither contains nor is contained in the old one",
+                v.cluster
+            );
+            if ca.is_issued_by(new) && !before_ca.is_issued_by(new) {
+                assert!(
+                    every_istiod_has_both(),
+                    "write {i} to {}: an intermediate from the new root while some istiod had not loaded both roots: {loaded:?}",
+                    v.cluster
+                );
+            }
+            if !roots_of(&trust).contains(old) && roots_of(before).contains(old) {
+                // Phase 3 begins only once every istiod has both roots; within it, every
+                // istiod still has the new one.
+                assert!(
+                    dropped || every_istiod_has_both(),
+                    "write {i} to {}: phase 3 began while some istiod had not loaded both roots: {loaded:?}",
+                    v.cluster
+                );
+                assert!(
+                    CLUSTERS
+                        .iter()
+                        .all(|c| loaded.get(*c).is_some_and(|r| r.contains(new))),
+                    "write {i} to {}: the old root dropped while some istiod lacked the new one",
+                    v.cluster
+                );
+                dropped = true;
+            }
+        }
+        held.insert(v.cluster.clone(), (trust, ca));
+        // Every pair trusts the root the other's intermediate chains to.
+        for (a, (trust_a, _)) in &held {
+            for (b, (_, ca_b)) in &held {
+                assert!(
+                    roots_of(trust_a).iter().any(|r| ca_b.is_issued_by(r)),
+                    "after write {i} (to {}): {a} does not trust the root of {b}'s intermediate",
+                    v.cluster
+                );
+            }
+        }
+    }
+    writes
+}
+
+/// Three enrolled clusters whose istiods have loaded the old root.
+fn enrolled_fleet() -> (Fleet, Vec<Agent>, Vec<Istiod>) {
+    let fleet = Fleet::new(&CLUSTERS);
+    let agents: Vec<Agent> = CLUSTERS.iter().map(|c| fleet.agent(c, &[])).collect();
+    let istiods: Vec<Istiod> = CLUSTERS
+        .iter()
+        .map(|c| Istiod::start(fleet.cluster(c), Duration::from_millis(700)))
+        .collect();
+    for c in CLUSTERS {
+        fleet.written(c, "");
+    }
+    eventually("every istiod loaded the first root", 60, || {
+        all_loaded(&fleet).then_some(())
+    });
+    (fleet, agents, istiods)
+}
+
+#[test]
+fn a_rotation_waits_for_every_istiod_to_load_each_phase_and_keeps_every_pair_trusting() {
+    let (mut fleet, _agents, istiods) = enrolled_fleet();
+    let (old, (dir, new)) = (old_root(&fleet), new_root(&fleet));
+    // c3's istiod will not load phase 1's roots until released.
+    istiods[2].hold(true);
+    restart_rotating(
+        &mut fleet,
+        &format!(
+            "rotation:\n  to:\n    root_dir: {}\n  hold: 0s\n",
+            dir.display()
+        ),
+    );
+
+    // Phase 1 reaches every cacerts (c3's too: only its istiod lags).
+    for c in CLUSTERS {
+        let cluster = fleet.cluster(c);
+        eventually(&format!("{c}'s cacerts with both roots"), 60, || {
+            let secret = cacerts(&cluster)?;
+            (roots_of(decoded(&secret, "root-cert.pem").as_bytes()).len() == 2).then_some(())
+        });
+    }
+    // c1's and c2's istiods load both roots; the rotation then waits for c3's alone.
+    let status = eventually("the rotation waiting for c3's istiod alone", 30, || {
+        let r = rotation(&fleet);
+        (r["phase"] == "reissue_intermediates"
+            && r["waiting_for"].as_array().map(Vec::len) == Some(1))
+        .then_some(r)
+    });
+    assert_eq!(status["open"], false, "{status}");
+    let waiting = &status["waiting_for"];
+    assert_eq!(waiting[0]["cluster"], "c3", "{status}");
+    assert_eq!(waiting[0]["reason"], "istiod_not_loaded", "{status}");
+    // While it lags, the agents report again and again, and nothing is reissued.
+    let reports = || {
+        std::fs::read_to_string(fleet.setup.path("requests.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("/report"))
+            .count()
+    };
+    let seen = reports();
+    eventually("six more reports while c3's istiod lags", 30, || {
+        (reports() >= seen + 6).then_some(())
+    });
+    for c in CLUSTERS {
+        let secret = cacerts(&fleet.cluster(c)).unwrap();
+        let ca = Certificate::all_from_pem("ca", decoded(&secret, "ca-cert.pem").as_bytes())
+            .unwrap()[0]
+            .clone();
+        assert!(
+            ca.is_issued_by(&old),
+            "{c} was reissued while c3's istiod lagged"
+        );
+    }
+    // The status page says what the rotation waits for.
+    let (code, page) = harness::curl(
+        &fleet.setup,
+        &[
+            "-u",
+            &format!("x:{}", harness::ADMIN_TOKEN),
+            &format!("{}/status", fleet.url),
+        ],
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("data-reason=\"istiod_not_loaded\"") && page.contains("cluster c3"),
+        "{page}"
+    );
+
+    istiods[2].hold(false);
+    eventually("the rotation to complete", 120, || {
+        (rotation(&fleet)["phase"] == "complete").then_some(())
+    });
+    for c in CLUSTERS {
+        let anchor = fleet.verified(c);
+        assert_eq!(anchor, new.fingerprint(), "{c} chains to the new root");
+        let secret = cacerts(&fleet.cluster(c)).unwrap();
+        assert_eq!(
+            decoded(&secret, "root-cert.pem"),
+            new.to_pem(),
+            "{c} trusts the new root alone"
+        );
+    }
+    let writes = check_history(&fleet, &old, &new);
+    // Each cluster: the new root added, reissued from it, the old root dropped.
+    assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
+    // The trust bundle every client can fetch now holds the new root alone.
+    let (code, body) = harness::curl(&fleet.setup, &[&format!("{}/v1/trust-bundle", fleet.url)]);
+    assert_eq!(code, 200, "{body}");
+    let bundle: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bundle["rotation_phase"], "complete");
+    assert_eq!(
+        bundle["roots"].as_array().map(Vec::len),
+        Some(1),
+        "{bundle}"
+    );
+}
+
+#[test]
+fn a_cluster_whose_istiod_lacks_multiroot_mesh_keeps_the_rotation_from_starting() {
+    let (mut fleet, _agents, _istiods) = enrolled_fleet();
+    // c2's istiod runs without ISTIO_MULTIROOT_MESH.
+    install_istio(&fleet.cluster("c2"), false);
+    eventually("c2's report of its istiod's settings", 30, || {
+        fleet.entry("c2")["reported"]["report"]["istiod"]["multiroot_mesh"]
+            .is_null()
+            .then_some(())
+    });
+    let (_, dir) = (old_root(&fleet), new_root(&fleet).0);
+    let before: Vec<usize> = CLUSTERS
+        .iter()
+        .map(|c| {
+            fleet
+                .cluster(c)
+                .history("v1", "Secret", Some(NS), "cacerts")
+                .len()
+        })
+        .collect();
+    restart_rotating(
+        &mut fleet,
+        &format!(
+            "rotation:\n  to:\n    root_dir: {}\n  hold: 0s\n",
+            dir.display()
+        ),
+    );
+    let status = eventually("the preflight to name c2", 30, || {
+        let r = rotation(&fleet);
+        (r["waiting_for"][0]["reason"] == "multiroot_mesh_off").then_some(r)
+    });
+    assert_eq!(status["phase"], "add_new_root", "{status}");
+    assert_eq!(status["waiting_for"][0]["cluster"], "c2", "{status}");
+    let message = status["waiting_for"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pilot.env.ISTIO_MULTIROOT_MESH=true"),
+        "{message}"
+    );
+    // The table says it too, and what each istiod has loaded.
+    let table = harness::ok(&[
+        "status",
+        "--server",
+        &fleet.url,
+        "--server-ca",
+        &fleet.setup.root_cert(),
+        "--admin-token-file",
+        &fleet.setup.path("admin-token").display().to_string(),
+    ]);
+    assert!(
+        table.contains("phase add_new_root, waiting")
+            && table.contains("cluster c2: istiod does not set ISTIO_MULTIROOT_MESH"),
+        "{table}"
+    );
+    assert!(table.contains("loaded"), "{table}");
+    // Agents keep reporting; no cacerts changes.
+    let reports = || {
+        std::fs::read_to_string(fleet.setup.path("requests.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("/report"))
+            .count()
+    };
+    let seen = reports();
+    eventually("six more reports", 30, || {
+        (reports() >= seen + 6).then_some(())
+    });
+    for (c, n) in CLUSTERS.iter().zip(before) {
+        let now = fleet
+            .cluster(c)
+            .history("v1", "Secret", Some(NS), "cacerts")
+            .len();
+        assert_eq!(
+            now, n,
+            "{c}'s cacerts changed although the preflight failed"
+        );
+    }
+    // Fixed: the rotation starts.
+    install_istio(&fleet.cluster("c2"), true);
+    eventually("the rotation to start", 60, || {
+        (rotation(&fleet)["phase"] != "add_new_root" || rotation(&fleet)["open"] == true)
+            .then_some(())
+    });
+}

@@ -8,7 +8,8 @@
 //! write every pair of clusters trusts the root the other's intermediate chains to; every
 //! trust file byte-contains the one before or is contained in it; no intermediate is issued
 //! by the new root while some istiod has not loaded both roots; the old root leaves no trust
-//! file while some istiod has not loaded both.
+//! file while some istiod has not loaded both. Local → local, and local → AWS Private CA on
+//! the emulator (moto with the faithful patch).
 #![allow(clippy::disallowed_methods)] // Tests poll with the wall clock.
 
 #[path = "service/harness.rs"]
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use fleet::*;
 use meshtrust_ca::{Certificate, TrustBundle};
 use meshtrust_testkit::apiserver::Cluster;
+use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
 use meshtrust_testkit::crash::unb64;
 use serde_json::{Value, json};
 
@@ -454,4 +456,56 @@ fn a_cluster_whose_istiod_lacks_multiroot_mesh_keeps_the_rotation_from_starting(
         (rotation(&fleet)["phase"] != "add_new_root" || rotation(&fleet)["open"] == true)
             .then_some(())
     });
+}
+
+#[test]
+fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
+    let pca = Emulator::start(Flavor::Faithful);
+    let arn = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(pca.root_ca("EC_prime256v1", true));
+    let (mut fleet, agents, _istiods) = enrolled_fleet();
+    let old = old_root(&fleet);
+    fleet.stop_service();
+    let mut config = std::fs::read_to_string(fleet.setup.config()).unwrap();
+    config.push_str(&format!(
+        "rotation:\n  to:\n    aws_pca_arn: {arn}\n    aws_region: us-east-1\n    aws_endpoint_url: {}\n  hold: 0s\n",
+        pca.url
+    ));
+    std::fs::write(fleet.setup.config(), config).unwrap();
+    fleet.start_service_with_env(&AWS_TEST_ENV);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let r = rotation(&fleet);
+        if r["phase"] == "complete" {
+            break r;
+        }
+        // The PCA was made a moment ago, and an intermediate's notBefore is never before
+        // its CA's: the hold counts from the CA's birth plus the usual backdating (5 min),
+        // which the clock skips.
+        if r["waiting_for"][0]["reason"] == "hold" && fleet.offset.get() == 0 {
+            fleet.move_clock(600);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rotation to AWS Private CA did not complete: {r}\nservice:\n{}\nagent c1:\n{}",
+            fleet.service.as_ref().unwrap().log(),
+            agents[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let new_fingerprint = status["to_root"].as_str().unwrap().to_string();
+    assert_ne!(new_fingerprint, status["from_root"].as_str().unwrap());
+    let new_pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
+    let new = Certificate::all_from_pem("new root", new_pem.as_bytes()).unwrap()[0].clone();
+    assert_eq!(new.subject(), "O=Acme, CN=Acme Mesh Root", "the PCA's root");
+    for c in CLUSTERS {
+        assert_eq!(
+            fleet.verified(c),
+            new.fingerprint(),
+            "{c} chains to the PCA's root"
+        );
+    }
+    let writes = check_history(&fleet, &old, &new);
+    assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
 }

@@ -34,6 +34,8 @@ macro_rules! on_both_stores {
 // Further suites of the same binary (one test binary links once): each uses the helpers below.
 #[path = "service/cli_client.rs"]
 mod cli_client;
+#[path = "service/deploy.rs"]
+mod deploy;
 #[path = "service/faults.rs"]
 mod faults;
 #[path = "service/listener.rs"]

@@ -322,7 +322,12 @@ impl Fleet {
     }
 
     pub fn start_service(&mut self) {
-        let service = Service::start_logging_requests(&self.setup);
+        self.start_service_with_env(&[]);
+    }
+
+    /// Starts the service again, with `env` added to its environment.
+    pub fn start_service_with_env(&mut self, env: &[(&str, &str)]) {
+        let service = Service::start_logging_requests_with_env(&self.setup, env);
         assert_eq!(service.url, self.url, "the service came back where it was");
         self.service = Some(service);
     }

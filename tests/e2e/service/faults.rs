@@ -298,7 +298,7 @@ fn a_store_that_goes_away_gets_a_clear_503_nothing_half_recorded_and_the_token_s
 
 /// A serving certificate for 127.0.0.1 signed by the setup's root (the AWS issuer cannot
 /// self-issue one), leaf then root, so clients may pin the root by its fingerprint.
-fn serving_certificate(setup: &Setup) -> (String, String) {
+pub(crate) fn serving_certificate(setup: &Setup) -> (String, String) {
     let (cert, key, csr) = (
         setup.path("tls.crt"),
         setup.path("tls.key"),

@@ -182,8 +182,13 @@ impl Service {
     /// [`Service::start`] with every request it receives written to `requests.log` in the
     /// setup's directory (`--request-log`).
     pub fn start_logging_requests(setup: &Setup) -> Service {
+        Service::start_logging_requests_with_env(setup, &[])
+    }
+
+    /// [`Service::start_logging_requests`] with `env` added to the process's environment.
+    pub fn start_logging_requests_with_env(setup: &Setup, env: &[(&str, &str)]) -> Service {
         let log = setup.path("requests.log").display().to_string();
-        Service::spawn(setup, "audit.log", &[], &["--request-log", &log])
+        Service::spawn(setup, "audit.log", env, &["--request-log", &log])
     }
 
     fn start_logging_to(setup: &Setup, audit_log: &str, env: &[(&str, &str)]) -> Service {

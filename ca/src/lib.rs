@@ -70,7 +70,7 @@ pub use root::{RootCa, RootParams};
 pub use rotation::{
     BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, RotationBlocked,
     RotationPhase, RotationPlan, RotationRoot, mutual_trust_ok, old_root_hold_until, plan_rotation,
-    shared_root_pairs_ok,
+    plan_step, shared_root_pairs_ok,
 };
 pub use trust::{TrustBundle, is_byte_superset};
 pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};

@@ -165,6 +165,16 @@ fn a_rotation_over_three_clusters_keeps_every_pair_talking() {
             break;
         }
         assert!(writes < 20, "the rotation does not converge: {plan:?}");
+        // Each cluster's step alone, in the fleet's phase, is the whole plan's.
+        for (c, whole) in clusters.iter().zip(&plan.steps) {
+            let alone = plan_step(
+                plan.phase,
+                c.trust().as_ref(),
+                roots.old.certificate(),
+                roots.new.certificate(),
+            );
+            assert_eq!(alone.as_ref(), Ok(whole), "{} in {}", c.name, plan.phase);
+        }
         // One cluster at a time, as a controller that may stop after any write.
         let (i, write) = plan.writes().next().expect("not finished, so a write");
         let before = clusters[i].trust_pem().expect("every cluster has a bundle");

@@ -76,6 +76,19 @@ pub fn plan_rotation(
     Ok(RotationPlan { phase, steps })
 }
 
+/// What to write in one cluster in `phase` (a phase [`plan_rotation`] gave for the whole
+/// fleet): the same step the whole plan would give it. For planners that decide the phase
+/// once for many clusters and each cluster's step as it asks (the service, per report).
+pub fn plan_step(
+    phase: RotationPhase,
+    cluster: Option<&ClusterTrust>,
+    old: &Certificate,
+    new: &Certificate,
+) -> std::result::Result<ClusterStep, RotationBlocked> {
+    let stage = cluster.map(|c| stage_of(0, c, old, new)).transpose()?;
+    Ok(step(phase, cluster, stage, old, new))
+}
+
 /// The phase, set by the cluster furthest behind; blocked when one cluster lags two or more
 /// stages behind another.
 fn phase(

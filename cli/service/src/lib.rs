@@ -18,6 +18,7 @@ pub mod api;
 mod audit;
 pub mod config;
 mod error;
+pub mod gate;
 mod limits;
 mod metrics;
 mod request_log;

@@ -46,6 +46,8 @@ pub struct Service {
     pub requests: Option<RequestLog>,
     /// The root rotation the configuration asks for, if any.
     pub rotation: Option<Rotation>,
+    /// This replica's last decision of the rotation's gate.
+    pub rotation_gate: crate::gate::GateCache,
 }
 
 impl std::fmt::Debug for Service {
@@ -108,6 +110,7 @@ impl Service {
             renewal: RenewalPolicy::default(),
             requests: None,
             rotation: None,
+            rotation_gate: Default::default(),
         })
     }
 

@@ -87,8 +87,8 @@ pub struct RotationStatus {
     /// Whether the phase's writes are handed out; when not, `waiting_for` says why.
     pub open: bool,
     /// What the next step waits for, one entry per cluster (or none): a cluster whose
-    /// istiod has not loaded the roots, a cluster that has not reported since its last
-    /// write, the preflight, the hold before the old root goes.
+    /// istiod has not loaded the roots, a cluster that never reported, the preflight, the
+    /// hold before the old root goes.
     pub waiting_for: Vec<Waiting>,
     /// When the old root may be dropped (the newest intermediate's issuance plus the hold),
     /// once every intermediate is issued by the new root (RFC 3339).
@@ -103,7 +103,7 @@ pub struct Waiting {
     /// The cluster, when one holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
-    /// A stable code: `not_reported`, `report_stale`, `istiod_not_loaded`,
+    /// A stable code: `not_reported`, `istiod_not_loaded`,
     /// `multiroot_mesh_off`, `hold`, `blocked`.
     pub reason: String,
     /// What is wrong and what fixes it.

@@ -234,6 +234,13 @@ impl Store {
             .map_err(|e| self.fail("cannot read the cluster reports", e, ""))
     }
 
+    /// `cluster`'s last report (received at, JSON text), if any.
+    pub async fn report(&self, cluster: &str) -> Result<Option<(OffsetDateTime, String)>> {
+        reports::one(&self.inner.pool, cluster)
+            .await
+            .map_err(|e| self.fail(&format!("cannot read cluster {cluster}'s report"), e, ""))
+    }
+
     /// Appends a line to the audit log (refusals before a commit, admin actions), through
     /// the writer: it is durable when this returns.
     pub async fn record(&self, event: AuditEvent) -> Result<()> {

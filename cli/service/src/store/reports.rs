@@ -57,3 +57,16 @@ pub(super) async fn all(
         })
         .collect()
 }
+
+/// `cluster`'s last report: when it was received, and its JSON text.
+pub(super) async fn one(
+    pool: &AnyPool,
+    cluster: &str,
+) -> Result<Option<(OffsetDateTime, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT received_at, report FROM cluster_reports WHERE cluster = $1")
+        .bind(cluster)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| Ok((instant(&row, "received_at")?, row.try_get("report")?)))
+        .transpose()
+}

@@ -18,9 +18,7 @@ use meshtrust_issuer::server::wire;
 use crate::api::error::ApiError;
 use crate::state::Service;
 
-mod plan;
-
-pub use plan::{Member, Roots, Route, View, plan};
+use crate::gate::{self as plan, Decided, Member, Roots, Route};
 
 /// Who signs a cluster's next intermediate, and the trust file its answer carries
 /// (`None`: the issuer's own trust bundle).
@@ -51,19 +49,37 @@ async fn root_of(issuer: &dyn Issuer, what: &str) -> Result<Certificate, ApiErro
     }
 }
 
-/// The rotation as a whole, `None` without one.
-pub async fn view(service: &Service) -> Result<Option<View>, ApiError> {
+/// The gate now (decided at most [`GATE_TTL`] ago), `None` without a rotation.
+pub async fn decided(service: &Service) -> Result<Option<Arc<Decided>>, ApiError> {
     let Some(rotation) = &service.rotation else {
         return Ok(None);
     };
+    let cache = &service.rotation_gate;
+    if let Some(decided) = cache.fresh(&service.clock) {
+        return Ok(Some(decided));
+    }
+    let _deciding = cache.deciding().await;
+    if let Some(decided) = cache.fresh(&service.clock) {
+        return Ok(Some(decided));
+    }
+    let started = service.clock.instant();
     let roots = Roots {
         old: root_of(service.issuer.as_ref(), "current").await?,
         new: root_of(rotation.to.as_ref(), "new").await?,
     };
+    let members = members(service).await?;
+    let gate = plan::gate(&roots, rotation.hold, &members, service.clock.now());
+    let decided = Arc::new(Decided { roots, gate });
+    cache.keep(started, Arc::clone(&decided));
+    Ok(Some(decided))
+}
+
+/// Every enrolled cluster with its last report.
+async fn members(service: &Service) -> Result<Vec<Member>, ApiError> {
     let store_error = |e: crate::Error| ApiError::store(&e);
     let clusters = service.store.clusters().await.map_err(store_error)?;
     let mut reports = service.store.reports().await.map_err(store_error)?;
-    let members: Vec<Member> = clusters
+    Ok(clusters
         .into_iter()
         .filter(|c| c.state == ClusterState::Enrolled)
         .filter_map(|c| {
@@ -72,44 +88,45 @@ pub async fn view(service: &Service) -> Result<Option<View>, ApiError> {
                 .and_then(|(_, text)| serde_json::from_str::<ClusterReport>(&text).ok());
             Some(Member {
                 name: ClusterName::new(&c.name).ok()?,
-                current_serial: c.current_serial,
                 report,
             })
         })
-        .collect();
-    Ok(Some(plan(
-        &roots,
-        rotation.hold,
-        &members,
-        service.clock.now(),
-    )))
+        .collect())
 }
 
 /// The rotation's status, `None` without one.
 pub async fn status(service: &Service) -> Result<Option<RotationStatus>, ApiError> {
-    Ok(view(service).await?.map(|v| v.status))
+    Ok(decided(service).await?.map(|d| d.gate.status.clone()))
 }
 
-/// The route of `cluster` in `view` (a cluster without a reported bundle is a newcomer).
-fn route_of<'v>(view: &'v View, cluster: &ClusterName) -> &'v Route {
-    view.routes.get(cluster.as_str()).unwrap_or(&view.newcomer)
+/// The route of `cluster`, which last reported `report` (`None`: never; it is routed as a
+/// cluster without a bundle).
+fn route_of(decided: &Decided, cluster: &ClusterName, report: Option<&ClusterReport>) -> Route {
+    let trust = report.and_then(|r| plan::trust_in(cluster, r));
+    plan::route(&decided.gate, &decided.roots, trust.as_ref())
 }
 
-/// Who signs `cluster`'s next intermediate.
+/// Who signs `cluster`'s next intermediate: routed from its last report in the store.
 pub async fn signing(service: &Service, cluster: &ClusterName) -> Result<Signing, ApiError> {
-    let (Some(rotation), Some(view)) = (&service.rotation, view(service).await?) else {
+    let (Some(rotation), Some(decided)) = (&service.rotation, decided(service).await?) else {
         return Ok(Signing {
             issuer: Arc::clone(&service.issuer),
             trust_pem: None,
         });
     };
-    let route = route_of(&view, cluster);
+    let report = service
+        .store
+        .report(cluster.as_str())
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .and_then(|(_, text)| serde_json::from_str::<ClusterReport>(&text).ok());
+    let route = route_of(&decided, cluster, report.as_ref());
     Ok(Signing {
         issuer: match route.issue_from {
             RotationRoot::Old => Arc::clone(&service.issuer),
             RotationRoot::New => Arc::clone(&rotation.to),
         },
-        trust_pem: Some(route.desired.trust_bundle_pem.clone()),
+        trust_pem: Some(route.desired.trust_bundle_pem),
     })
 }
 
@@ -119,8 +136,9 @@ pub async fn desired(
     cluster: &ClusterName,
     report: &ClusterReport,
 ) -> Result<(RotationPhase, DesiredCacerts), ApiError> {
-    if let Some(view) = view(service).await? {
-        return Ok((view.status.phase, route_of(&view, cluster).desired.clone()));
+    if let Some(decided) = decided(service).await? {
+        let route = route_of(&decided, cluster, Some(report));
+        return Ok((decided.gate.status.phase, route.desired));
     }
     let trust = service
         .issuer
@@ -147,16 +165,15 @@ pub async fn desired(
 /// The roots every cluster must trust now: the issuer's, or during a rotation both roots
 /// until it completes.
 pub async fn roots_now(service: &Service) -> Result<(RotationPhase, Vec<Certificate>), ApiError> {
-    match (&service.rotation, view(service).await?) {
-        (Some(rotation), Some(view)) => {
-            let new = root_of(rotation.to.as_ref(), "new").await?;
-            if view.status.phase == RotationPhase::Complete {
-                return Ok((view.status.phase, vec![new]));
+    match decided(service).await? {
+        Some(decided) => {
+            let (phase, roots) = (decided.gate.status.phase, &decided.roots);
+            if phase == RotationPhase::Complete {
+                return Ok((phase, vec![roots.new.clone()]));
             }
-            let old = root_of(service.issuer.as_ref(), "current").await?;
-            Ok((view.status.phase, vec![old, new]))
+            Ok((phase, vec![roots.old.clone(), roots.new.clone()]))
         }
-        _ => {
+        None => {
             let trust = service
                 .issuer
                 .trust_bundle()

@@ -1,5 +1,5 @@
 //! The rotation's gate as named cases: the preflight, what istiod loaded, reports missing
-//! or stale, the hold, and what a new cluster gets meanwhile.
+//! the hold, what a new cluster gets meanwhile, and each cluster routed from what it holds.
 
 use meshtrust_ca::{
     BundleFormat, CaCerts, IntermediateParams, KeyType, PrivateKey, RootCa, RootParams,
@@ -73,7 +73,6 @@ fn member(
     let roots = meshtrust_ca::TrustBundle::from_pem("t", trust.as_bytes()).unwrap();
     Member {
         name: ClusterName::new(name).unwrap(),
-        current_serial: wire::serial(bundle.certificate()),
         report: Some(ClusterReport {
             cacerts_serial: wire::serial(bundle.certificate()),
             cacerts_roots: wire::fingerprints(&roots),
@@ -238,17 +237,10 @@ fn phase_three_waits_for_the_hold_then_complete_for_istiod_to_drop_the_old_root(
 }
 
 #[test]
-fn a_cluster_that_never_reported_or_renewed_since_its_report_holds_the_rotation() {
+fn a_cluster_that_never_reported_holds_the_rotation_and_is_named() {
     let mesh = Mesh::new();
     let old_pem = mesh.old.certificate().to_pem();
     let old = [Mesh::fp(&mesh.old)];
-    let mut stale = member(
-        "west",
-        &bundle("west", &mesh.old, &old_pem, T0),
-        &old,
-        Some("true"),
-    );
-    stale.current_serial = "0abc".to_string();
     let members = [
         member(
             "east",
@@ -256,10 +248,8 @@ fn a_cluster_that_never_reported_or_renewed_since_its_report_holds_the_rotation(
             &old,
             Some("true"),
         ),
-        stale,
         Member {
             name: ClusterName::new("north").unwrap(),
-            current_serial: "01".to_string(),
             report: None,
         },
     ];
@@ -267,13 +257,36 @@ fn a_cluster_that_never_reported_or_renewed_since_its_report_holds_the_rotation(
     assert!(!view.status.open);
     assert_eq!(
         reasons(&view),
-        [
-            (Some("west".into()), "report_stale".into()),
-            (Some("north".into()), "not_reported".into())
-        ]
+        [(Some("north".into()), "not_reported".into())]
     );
-    assert!(view.status.waiting_for[0].message.contains("0abc"));
     assert!(!view.routes.contains_key("north"));
+    assert_eq!(
+        view.routes["east"].desired.trust_bundle_pem, old_pem,
+        "east holds"
+    );
+}
+
+#[test]
+fn each_cluster_is_routed_from_what_it_holds_now_under_the_fleets_gate() {
+    let mesh = Mesh::new();
+    let roots = mesh.roots();
+    let old_pem = mesh.old.certificate().to_pem();
+    let both_pem = [old_pem.clone(), mesh.new.certificate().to_pem()].concat();
+    let old = [Mesh::fp(&mesh.old)];
+    let east = bundle("east", &mesh.old, &old_pem, T0);
+    let gate = gate(
+        &roots,
+        Duration::ZERO,
+        &[member("east", &east, &old, Some("true"))],
+        T0,
+    );
+    // The gate (phase 1, open) was decided while east held the old root; east has written
+    // phase 1 since: routed from what it holds now, it is told to hold that.
+    let written = member("east", &(east.0, both_pem.as_str()), &old, Some("true"));
+    let now = trust_in(&written.name, written.report.as_ref().unwrap()).unwrap();
+    let route = route(&gate, &roots, Some(&now));
+    assert_eq!(route.desired.trust_bundle_pem, both_pem);
+    assert!(!route.desired.reissue);
 }
 
 #[test]

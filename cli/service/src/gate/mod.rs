@@ -12,16 +12,23 @@
 //!   RemoveOldRoot also waits for the hold. (Within a phase, a cluster whose istiod lags
 //!   behind its own write pauses the phase's other writes until it catches up.)
 //!
-//! And in every phase: a cluster that never reported, or has not reported since its last
-//! issuance, holds the next step, named. While a gate is shut every cluster is told to hold
-//! what it holds; a cluster that enrolls meanwhile gets the previous phase's state.
+//! And in every phase: a cluster that never reported holds the next step, named. While a
+//! gate is shut every cluster is told to hold what it holds; a cluster that enrolls
+//! meanwhile gets the previous phase's state.
+//!
+//! The gate is decided for the whole fleet ([`gate`]), each cluster's step from what that
+//! cluster reported last ([`route`]): a service may decide the gate now and then and route
+//! each report as it comes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use meshtrust_ca::{
     BundleFiles, BundleFormat, Certificate, ClusterName, ClusterStep, ClusterTrust,
     IntermediateAction, RotationPhase as Phase, RotationRoot, old_root_hold_until, plan_rotation,
+    plan_step,
 };
+use meshtrust_issuer::Clock;
 use meshtrust_issuer::server::api::{
     ClusterReport, DesiredCacerts, RotationPhase, RotationStatus, Waiting,
 };
@@ -33,8 +40,6 @@ use time::{Duration, OffsetDateTime};
 pub struct Member {
     /// Its name.
     pub name: ClusterName,
-    /// The serial the service last issued it.
-    pub current_serial: String,
     /// Its last report, if any.
     pub report: Option<ClusterReport>,
 }
@@ -48,10 +53,63 @@ pub struct Route {
     pub issue_from: RotationRoot,
 }
 
-/// The rotation as a whole.
+/// How long a replica plans from one decision of the gate: deciding it reads every
+/// cluster's report, so it is decided at most this often, not at each report (each
+/// cluster's own step is still routed from what it reported last).
+pub const GATE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The gate, decided at most every [`GATE_TTL`], with the roots it was decided for.
+#[derive(Debug)]
+pub struct Decided {
+    /// The two roots.
+    pub roots: Roots,
+    /// The fleet-wide decision.
+    pub gate: Gate,
+}
+
+/// A replica's last decision of the gate and when it was made; one request at a time
+/// decides it anew, the others wait for that decision.
+#[derive(Debug, Default)]
+pub struct GateCache {
+    last: std::sync::Mutex<Option<(tokio::time::Instant, Arc<Decided>)>>,
+    deciding: tokio::sync::Mutex<()>,
+}
+
+impl GateCache {
+    /// The last decision, if made less than [`GATE_TTL`] ago.
+    pub fn fresh(&self, clock: &Clock) -> Option<Arc<Decided>> {
+        let last = self.last.lock().ok()?.clone()?;
+        (clock.elapsed(last.0) < GATE_TTL).then_some(last.1)
+    }
+
+    /// The right to decide anew (one request at a time).
+    pub async fn deciding(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.deciding.lock().await
+    }
+
+    /// Keeps `decided`, made at `at`.
+    pub fn keep(&self, at: tokio::time::Instant, decided: Arc<Decided>) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((at, decided));
+        }
+    }
+}
+
+/// The fleet-wide decision: the phase, and whether its writes are handed out. Each
+/// cluster's own step is then [`route`]d from what that cluster holds now.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// Where the rotation stands, for the admin API and the status page.
+    pub status: RotationStatus,
+    /// The planner's phase; `None` while the rotation is blocked.
+    phase: Option<Phase>,
+}
+
+/// The rotation as a whole: the gate, and each reporting cluster's route (for tests and
+/// views of the whole fleet).
 #[derive(Clone, Debug)]
 pub struct View {
-    /// Where it stands, for the admin API and the status page.
+    /// Where it stands.
     pub status: RotationStatus,
     /// Per enrolled cluster that reported a usable `cacerts`.
     pub routes: HashMap<String, Route>,
@@ -68,11 +126,26 @@ pub struct Roots {
     pub new: Certificate,
 }
 
-/// Plans the rotation from `members` at `now`, holding the old root `hold` after the newest
-/// intermediate before phase 3.
+/// The whole view: the gate, and every member's route.
 pub fn plan(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTime) -> View {
+    let gate = gate(roots, hold, members, now);
+    let routes = members
+        .iter()
+        .filter_map(|m| Some((m.name.to_string(), trust_of(m)?)))
+        .map(|(name, trust)| (name, route(&gate, roots, Some(&trust))))
+        .collect();
+    View {
+        newcomer: route(&gate, roots, None),
+        status: gate.status,
+        routes,
+    }
+}
+
+/// Decides the phase from `members` at `now` and whether its writes are handed out,
+/// holding the old root `hold` after the newest intermediate before phase 3.
+pub fn gate(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTime) -> Gate {
     let trusts: Vec<Option<ClusterTrust>> = members.iter().map(trust_of).collect();
-    let mut waiting = freshness(members, &trusts);
+    let mut waiting = unreported(members, &trusts);
     let status = |phase, open, waiting_for, hold_until| RotationStatus {
         phase,
         from_root: wire::fingerprint(&roots.old),
@@ -89,45 +162,52 @@ pub fn plan(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTi
                 reason: "blocked".to_string(),
                 message: blocked.to_string(),
             });
-            return View {
+            return Gate {
                 status: status(RotationPhase::Blocked, false, waiting, None),
-                routes: hold_all(members, &trusts, roots),
-                newcomer: newcomer(roots, Phase::AddNewRoot, false),
+                phase: None,
             };
         }
     };
     let hold_until = (planned.phase == Phase::RemoveOldRoot)
         .then(|| old_root_hold_until(&trusts, hold))
         .flatten();
-    waiting.extend(gate(planned.phase, members, hold_until, now));
+    waiting.extend(gate_waits(planned.phase, members, hold_until, now));
     let open = waiting.is_empty();
     let phase = match planned.phase {
         Phase::Complete if !open => RotationPhase::RemoveOldRoot,
         other => wire_phase(other),
     };
-    let routes = if open {
-        members
-            .iter()
-            .zip(&trusts)
-            .zip(&planned.steps)
-            .filter_map(|((m, t), step)| {
-                Some((m.name.to_string(), route(t.as_ref()?, step, roots)))
-            })
-            .collect()
-    } else {
-        hold_all(members, &trusts, roots)
-    };
-    View {
+    Gate {
         status: status(phase, open, waiting, hold_until.map(wire::time)),
-        routes,
-        newcomer: newcomer(roots, planned.phase, open),
+        phase: Some(planned.phase),
+    }
+}
+
+/// What a cluster holding `trust` (`None`: no bundle) is told under `gate`: its step of the
+/// gate's phase when the gate is open, else to hold what it holds; a cluster without a
+/// bundle gets the phase's state, or the previous phase's while the gate is shut.
+pub fn route(gate: &Gate, roots: &Roots, trust: Option<&ClusterTrust>) -> Route {
+    let open = gate.status.open;
+    match (gate.phase, trust) {
+        (None, Some(t)) => stay(t, roots),
+        (None, None) => newcomer(roots, Phase::AddNewRoot, false),
+        (Some(phase), None) => newcomer(roots, phase, open),
+        (Some(_), Some(t)) if !open => stay(t, roots),
+        (Some(phase), Some(t)) => match plan_step(phase, Some(t), &roots.old, &roots.new) {
+            Ok(step) => write_route(t, &step, roots),
+            Err(_) => stay(t, roots),
+        },
     }
 }
 
 /// The cluster's `cacerts` as its report shows it (its public files), if usable.
 fn trust_of(member: &Member) -> Option<ClusterTrust> {
-    let files = files_of(member.report.as_ref()?);
-    ClusterTrust::from_bundle(member.name.clone(), &files).ok()
+    trust_in(&member.name, member.report.as_ref()?)
+}
+
+/// The `cacerts` of `cluster` as `report` shows it (its public files), if usable.
+pub fn trust_in(cluster: &ClusterName, report: &ClusterReport) -> Option<ClusterTrust> {
+    ClusterTrust::from_bundle(cluster.clone(), &files_of(report)).ok()
 }
 
 fn files_of(report: &ClusterReport) -> BundleFiles {
@@ -143,126 +223,6 @@ pub fn held_trust_pem(report: &ClusterReport) -> Option<String> {
     let files = files_of(report);
     let format = BundleFormat::detect(files.names());
     report.cacerts_files.get(format.trust_file()).cloned()
-}
-
-/// Clusters the service cannot plan from: never reported, reported no usable bundle, or
-/// issued an intermediate since they last reported.
-fn freshness(members: &[Member], trusts: &[Option<ClusterTrust>]) -> Vec<Waiting> {
-    let wait = |m: &Member, reason: &str, message: String| Waiting {
-        cluster: Some(m.name.to_string()),
-        reason: reason.to_string(),
-        message,
-    };
-    members
-        .iter()
-        .zip(trusts)
-        .filter_map(|(m, t)| match (&m.report, t) {
-            (None, _) => Some(wait(
-                m,
-                "not_reported",
-                format!("cluster {}: its agent has never reported what the cluster holds; is `meshtrust agent` running there?", m.name),
-            )),
-            (Some(_), None) => Some(wait(
-                m,
-                "not_reported",
-                format!("cluster {}: its last report carries no usable cacerts (an agent older than this service, or a bundle being replaced); waiting for the next report", m.name),
-            )),
-            (Some(r), Some(_)) if r.cacerts_serial != m.current_serial => Some(wait(
-                m,
-                "report_stale",
-                format!("cluster {}: it was issued serial {} but its last report shows serial {}; waiting for it to report again (is its agent running?)", m.name, m.current_serial, r.cacerts_serial),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-/// What keeps `phase`'s writes from being handed out (or, for Complete, from being
-/// declared): the preflight; for the later phases, every istiod having loaded exactly the
-/// roots its `cacerts` holds (so the previous phase's roots everywhere); the hold.
-fn gate(
-    phase: Phase,
-    members: &[Member],
-    hold_until: Option<OffsetDateTime>,
-    now: OffsetDateTime,
-) -> Vec<Waiting> {
-    let mut waiting: Vec<Waiting> = members
-        .iter()
-        .filter_map(|m| Some((m, m.report.as_ref()?)))
-        .filter_map(|(m, report)| match phase {
-            Phase::AddNewRoot => preflight(&m.name, report),
-            _ => not_loaded(&m.name, report),
-        })
-        .collect();
-    if let Some(until) = hold_until.filter(|until| now < *until) {
-        waiting.push(Waiting {
-            cluster: None,
-            reason: "hold".to_string(),
-            message: format!(
-                "every intermediate is issued by the new root; the old root stays trusted until {} (rotation.hold after the newest intermediate), so workload certificates signed under it expire first",
-                wire::time(until)
-            ),
-        });
-    }
-    waiting
-}
-
-fn preflight(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
-    let setting = report
-        .istiod
-        .as_ref()
-        .and_then(|s| s.multiroot_mesh.as_deref());
-    if setting.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    let found = match (&report.istiod, setting) {
-        (None, _) => "its agent found no istiod Deployment".to_string(),
-        (Some(_), None) => "istiod does not set ISTIO_MULTIROOT_MESH".to_string(),
-        (Some(_), Some(v)) => format!("istiod sets ISTIO_MULTIROOT_MESH={v}"),
-    };
-    Some(Waiting {
-        cluster: Some(cluster.to_string()),
-        reason: "multiroot_mesh_off".to_string(),
-        message: format!(
-            "cluster {cluster}: {found}; without ISTIO_MULTIROOT_MESH=true istiod cannot trust the old and the new root at once, so the rotation does not start. Set the Helm value pilot.env.ISTIO_MULTIROOT_MESH=true (chart istiod: env.ISTIO_MULTIROOT_MESH=true) and let istiod restart"
-        ),
-    })
-}
-
-/// Whether istiod publishes exactly the roots `cacerts` holds.
-fn not_loaded(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
-    let held: BTreeSet<&String> = report.cacerts_roots.iter().collect();
-    if report
-        .istiod_roots
-        .as_ref()
-        .is_some_and(|published| published.iter().collect::<BTreeSet<_>>() == held)
-    {
-        return None;
-    }
-    let list = |roots: &[String]| {
-        roots
-            .iter()
-            .map(|r| short(r))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let shown = match &report.istiod_roots {
-        None => "publishes no istio-ca-root-cert".to_string(),
-        Some(roots) => format!("publishes [{}] in istio-ca-root-cert", list(roots)),
-    };
-    Some(Waiting {
-        cluster: Some(cluster.to_string()),
-        reason: "istiod_not_loaded".to_string(),
-        message: format!(
-            "cluster {cluster}: istiod {shown}, not yet the roots its cacerts holds ([{}]); the next step waits until istiod has loaded them (cacerts being written is not enough). If this lasts, check istiod's log, or restart it",
-            list(&report.cacerts_roots)
-        ),
-    })
-}
-
-/// The first 16 hex digits of a fingerprint, as the inventory shows them.
-fn short(fingerprint: &str) -> &str {
-    &fingerprint[..fingerprint.len().min(16)]
 }
 
 fn wire_phase(phase: Phase) -> RotationPhase {
@@ -294,19 +254,7 @@ fn stay(trust: &ClusterTrust, roots: &Roots) -> Route {
     }
 }
 
-fn hold_all(
-    members: &[Member],
-    trusts: &[Option<ClusterTrust>],
-    roots: &Roots,
-) -> HashMap<String, Route> {
-    members
-        .iter()
-        .zip(trusts)
-        .filter_map(|(m, t)| Some((m.name.to_string(), stay(t.as_ref()?, roots))))
-        .collect()
-}
-
-fn route(trust: &ClusterTrust, step: &ClusterStep, roots: &Roots) -> Route {
+fn write_route(trust: &ClusterTrust, step: &ClusterStep, roots: &Roots) -> Route {
     let ClusterStep::Write(write) = step else {
         return stay(trust, roots);
     };
@@ -354,6 +302,9 @@ fn newcomer(roots: &Roots, phase: Phase, open: bool) -> Route {
     }
 }
 
+mod waits;
+use waits::{gate_waits, unreported};
+
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "tests.rs"]
 mod tests;

@@ -558,3 +558,54 @@ fn the_status_page_shows_every_cluster_to_a_real_browser() {
         std::fs::copy(&shot, to).unwrap();
     }
 }
+
+/// Two replicas of one cluster's agent: only the holder of the Lease works; killed, the other
+/// takes the Lease over and renews when the time comes. One enrollment and one renewal in all.
+#[test]
+fn of_two_replicas_only_the_leader_works_and_the_other_takes_over_when_it_is_killed() {
+    let fleet = Fleet::new(&["c1"]);
+    let a = fleet.agent_as("c1", "agent-c1-a", &[]);
+    let first = fleet.written("c1", "");
+    let b = fleet.agent_as("c1", "agent-c1-b", &[]);
+    let leader = |agent: &Agent| agent.metric("meshtrust_agent_leader");
+    eventually("b serving its metrics as the follower", 30, || {
+        (leader(&b) == Some(0.0)).then_some(())
+    });
+    assert_eq!(leader(&a), Some(1.0), "a enrolled, so a leads");
+    assert_eq!(
+        b.get("/readyz").0,
+        200,
+        "the follower is ready: it has nothing to do"
+    );
+    a.kill();
+    eventually("b to take the Lease over", 30, || {
+        (leader(&b) == Some(1.0)).then_some(())
+    });
+    let lease = fleet
+        .cluster("c1")
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "meshtrust-agent",
+        )
+        .expect("the agents' Lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "agent-c1-b", "{lease}");
+    fleet.move_clock_to_renewal_of(&first);
+    fleet.written("c1", &serial(&first));
+    fleet.verified("c1");
+    assert!(b.log().contains("\"renewing\""), "b renewed:\n{}", b.log());
+    let ok = |action: &str| {
+        fleet
+            .setup
+            .audit()
+            .iter()
+            .filter(|l| l["action"] == action && l["result"] == "ok")
+            .count()
+    };
+    assert_eq!(
+        (ok("enroll"), ok("renew")),
+        (1, 1),
+        "one enrollment, one renewal"
+    );
+}

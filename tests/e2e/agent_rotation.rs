@@ -119,6 +119,15 @@ fn restart_rotating(fleet: &mut Fleet, rotation: &str) {
     fleet.start_service();
 }
 
+/// How many reports the service received (its request log).
+fn reports_received(fleet: &Fleet) -> usize {
+    std::fs::read_to_string(fleet.setup.path("requests.log"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/report"))
+        .count()
+}
+
 /// Every cluster reported that istiod publishes exactly the roots its cacerts holds.
 fn all_loaded(fleet: &Fleet) -> bool {
     let inventory = fleet.inventory();
@@ -309,13 +318,7 @@ fn a_rotation_waits_for_every_istiod_to_load_each_phase_and_keeps_every_pair_tru
     assert_eq!(waiting[0]["cluster"], "c3", "{status}");
     assert_eq!(waiting[0]["reason"], "istiod_not_loaded", "{status}");
     // While it lags, the agents report again and again, and nothing is reissued.
-    let reports = || {
-        std::fs::read_to_string(fleet.setup.path("requests.log"))
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("/report"))
-            .count()
-    };
+    let reports = || reports_received(&fleet);
     let seen = reports();
     eventually("six more reports while c3's istiod lags", 30, || {
         (reports() >= seen + 6).then_some(())
@@ -429,13 +432,7 @@ fn a_cluster_whose_istiod_lacks_multiroot_mesh_keeps_the_rotation_from_starting(
     );
     assert!(table.contains("loaded"), "{table}");
     // Agents keep reporting; no cacerts changes.
-    let reports = || {
-        std::fs::read_to_string(fleet.setup.path("requests.log"))
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("/report"))
-            .count()
-    };
+    let reports = || reports_received(&fleet);
     let seen = reports();
     eventually("six more reports", 30, || {
         (reports() >= seen + 6).then_some(())

@@ -215,6 +215,11 @@ impl Fleet {
 
     /// Starts the agent of `cluster` (a one-time token of its own), with `extra` flags.
     pub fn agent(&self, cluster: &str, extra: &[&str]) -> Agent {
+        self.agent_as(cluster, &format!("agent-{cluster}"), extra)
+    }
+
+    /// Starts a replica of `cluster`'s agent with Lease identity `identity`.
+    pub fn agent_as(&self, cluster: &str, identity: &str, extra: &[&str]) -> Agent {
         let token = self.token_file(cluster);
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
             .env_remove("KUBECONFIG")
@@ -236,7 +241,7 @@ impl Fleet {
                 "--listen",
                 "127.0.0.1:0",
                 "--identity",
-                &format!("agent-{cluster}"),
+                identity,
                 "--report-every",
                 "1s",
                 "--backoff-base",

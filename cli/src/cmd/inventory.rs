@@ -92,8 +92,15 @@ fn print_rotation(rotation: &RotationStatus) {
         output::short(&rotation.to_root, 16),
         if rotation.open { "" } else { ", waiting" }
     );
-    for w in &rotation.waiting_for {
+    const SHOWN: usize = 10;
+    for w in rotation.waiting_for.iter().take(SHOWN) {
         println!("  - {}", w.message);
+    }
+    if rotation.waiting_for.len() > SHOWN {
+        println!(
+            "  … and {} more (-o json lists them all)",
+            rotation.waiting_for.len() - SHOWN
+        );
     }
 }
 

@@ -88,7 +88,8 @@ pub struct RotationStatus {
     pub open: bool,
     /// What the next step waits for, one entry per cluster (or none): a cluster whose
     /// istiod has not loaded the roots, a cluster that never reported, the preflight, the
-    /// hold before the old root goes.
+    /// hold before the old root goes; with the phase open, each cluster that has yet to
+    /// carry out its write.
     pub waiting_for: Vec<Waiting>,
     /// When the old root may be dropped (the newest intermediate's issuance plus the hold),
     /// once every intermediate is issued by the new root (RFC 3339).
@@ -103,7 +104,7 @@ pub struct Waiting {
     /// The cluster, when one holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
-    /// A stable code: `not_reported`, `istiod_not_loaded`,
+    /// A stable code: `not_reported`, `istiod_not_loaded`, `to_write`,
     /// `multiroot_mesh_off`, `hold`, `blocked`.
     pub reason: String,
     /// What is wrong and what fixes it.

@@ -42,6 +42,8 @@ pub struct Member {
     pub name: ClusterName,
     /// Its last report, if any.
     pub report: Option<ClusterReport>,
+    /// When that report was received.
+    pub reported_at: Option<OffsetDateTime>,
 }
 
 /// What one cluster is told: what to hold, and the root its next intermediate comes from.
@@ -173,6 +175,15 @@ pub fn gate(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTi
         .flatten();
     waiting.extend(gate_waits(planned.phase, members, hold_until, now));
     let open = waiting.is_empty();
+    if open {
+        waiting.extend(yet_to_write(
+            members,
+            &planned.steps,
+            &trusts,
+            planned.phase,
+            now,
+        ));
+    }
     let phase = match planned.phase {
         Phase::Complete if !open => RotationPhase::RemoveOldRoot,
         other => wire_phase(other),
@@ -303,7 +314,7 @@ fn newcomer(roots: &Roots, phase: Phase, open: bool) -> Route {
 }
 
 mod waits;
-use waits::{gate_waits, unreported};
+use waits::{gate_waits, unreported, yet_to_write};
 
 #[cfg(test)]
 #[path = "tests.rs"]

@@ -85,6 +85,7 @@ fn member(
             agent_version: "test".to_string(),
             observed_at: wire::time(T0),
         }),
+        reported_at: Some(T0),
     }
 }
 
@@ -187,8 +188,27 @@ fn phase_two_waits_until_every_istiod_publishes_both_roots() {
         member("east", &east, &both, Some("true")),
         member("west", &west, &both, Some("true")),
     ];
-    let view = plan(&mesh.roots(), Duration::ZERO, &loaded, T0);
-    assert!(view.status.open && view.status.waiting_for.is_empty());
+    let view = plan(
+        &mesh.roots(),
+        Duration::ZERO,
+        &loaded,
+        T0 + Duration::minutes(3),
+    );
+    assert!(view.status.open);
+    // Open: what is left is each cluster's write, named with its last report's age, so a
+    // cluster whose agent went silent is seen holding the phase.
+    assert_eq!(
+        reasons(&view),
+        [
+            (Some("east".into()), "to_write".into()),
+            (Some("west".into()), "to_write".into())
+        ]
+    );
+    let message = &view.status.waiting_for[0].message;
+    assert!(
+        message.contains("ReissueIntermediates") && message.contains("0h 3m ago"),
+        "{message}"
+    );
     for route in view.routes.values() {
         assert!(route.desired.reissue);
         assert_eq!(route.issue_from, RotationRoot::New);
@@ -251,6 +271,7 @@ fn a_cluster_that_never_reported_holds_the_rotation_and_is_named() {
         Member {
             name: ClusterName::new("north").unwrap(),
             report: None,
+            reported_at: None,
         },
     ];
     let view = plan(&mesh.roots(), Duration::ZERO, &members, T0);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use meshtrust_ca::{ClusterName, ClusterTrust, RotationPhase as Phase};
+use meshtrust_ca::{ClusterName, ClusterStep, ClusterTrust, RotationPhase as Phase};
 use meshtrust_issuer::server::api::{ClusterReport, Waiting};
 use meshtrust_issuer::server::wire;
 use time::OffsetDateTime;
@@ -122,4 +122,34 @@ fn not_loaded(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> 
 /// The first 16 hex digits of a fingerprint, as the inventory shows them.
 fn short(fingerprint: &str) -> &str {
     &fingerprint[..fingerprint.len().min(16)]
+}
+
+/// The clusters that have yet to carry out the open phase's write, each with how long ago it
+/// last reported: a cluster whose agent went silent is seen holding the phase, by name.
+pub(super) fn yet_to_write(
+    members: &[Member],
+    steps: &[ClusterStep],
+    trusts: &[Option<ClusterTrust>],
+    phase: Phase,
+    now: OffsetDateTime,
+) -> Vec<Waiting> {
+    members
+        .iter()
+        .zip(steps.iter().zip(trusts))
+        .filter(|(_, (step, trust))| matches!(step, ClusterStep::Write(_)) && trust.is_some())
+        .map(|(m, _)| {
+            let last = m.reported_at.map_or_else(
+                || "unknown".to_string(),
+                |at| format!("{} ago", meshtrust_ca::duration::human(now - at)),
+            );
+            Waiting {
+                cluster: Some(m.name.to_string()),
+                reason: "to_write".to_string(),
+                message: format!(
+                    "cluster {}: has yet to carry out {phase}'s write (its last report: {last}); the phase ends when it has. If this lasts, is its agent running and reaching the service?",
+                    m.name
+                ),
+            }
+        })
+        .collect()
 }

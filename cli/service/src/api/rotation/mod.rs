@@ -83,12 +83,14 @@ async fn members(service: &Service) -> Result<Vec<Member>, ApiError> {
         .into_iter()
         .filter(|c| c.state == ClusterState::Enrolled)
         .filter_map(|c| {
-            let report = reports
-                .remove(&c.name)
-                .and_then(|(_, text)| serde_json::from_str::<ClusterReport>(&text).ok());
+            let (reported_at, report) = match reports.remove(&c.name) {
+                Some((at, text)) => (Some(at), serde_json::from_str::<ClusterReport>(&text).ok()),
+                None => (None, None),
+            };
             Some(Member {
                 name: ClusterName::new(&c.name).ok()?,
                 report,
+                reported_at,
             })
         })
         .collect())

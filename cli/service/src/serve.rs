@@ -57,7 +57,8 @@ async fn issuer_of(
     }
 }
 
-/// The new root's issuer and the hold, checked: the new root must differ from the current.
+/// The new root's issuer, reachable, and the hold, checked. (A new root that is the
+/// current one shows as a blocked rotation, `SameRoot`, naming the fix.)
 async fn rotation_of(source: &RotationSource, clock: &Clock) -> Result<Rotation> {
     let hold = source.checked_hold()?;
     let (to, _) = issuer_of(&source.to, clock).await.map_err(|e| match e {

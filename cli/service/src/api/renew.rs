@@ -65,15 +65,7 @@ async fn renew_cluster(
     let cluster = cluster_name(name)?;
     rate_limit(service, &format!("cluster {cluster}"))?;
     let request: RenewRequest = json_body(service, body).await?;
-    let current = Certificate::all_from_pem("certificate", request.certificate.as_bytes())
-        .ok()
-        .and_then(|all| all.into_iter().next())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "certificate_malformed",
-                "certificate: not a PEM certificate (send the cluster's current ca-cert.pem)",
-            )
-        })?;
+    let current = current_certificate(&request.certificate)?;
     let serial = meshtrust_issuer::server::wire::serial(&current);
     if let Err(error) = check_current(service, &cluster, &current, &serial).await {
         return retried(service, &cluster, &current, &request, error, principal).await;
@@ -143,6 +135,19 @@ async fn retried(
 
 /// The certificate must be exactly the one this service issued as the cluster's current
 /// intermediate, unrevoked and unexpired.
+/// The `certificate` field of a renewal or a report: the cluster's current intermediate.
+pub(super) fn current_certificate(pem: &str) -> Result<Certificate, ApiError> {
+    Certificate::all_from_pem("certificate", pem.as_bytes())
+        .ok()
+        .and_then(|all| all.into_iter().next())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "certificate_malformed",
+                "certificate: not a PEM certificate (send the cluster's current ca-cert.pem)",
+            )
+        })
+}
+
 pub(super) async fn check_current(
     service: &Service,
     cluster: &ClusterName,

@@ -22,7 +22,7 @@ use meshtrust_issuer::server::api::{
 use meshtrust_issuer::server::wire;
 
 use crate::api::error::ApiError;
-use crate::api::renew::{check_current, check_signature};
+use crate::api::renew::{check_current, check_signature, current_certificate};
 use crate::api::rotation;
 use crate::api::sign::renew_at;
 use crate::api::{cluster_name, json_body, rate_limit, refuse};
@@ -68,15 +68,7 @@ async fn report_cluster(
     let cluster = cluster_name(name)?;
     rate_limit(service, &format!("cluster {cluster}"))?;
     let request: ReportRequest = json_body(service, body).await?;
-    let current = Certificate::all_from_pem("certificate", request.certificate.as_bytes())
-        .ok()
-        .and_then(|all| all.into_iter().next())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "certificate_malformed",
-                "certificate: not a PEM certificate (send the cluster's current ca-cert.pem)",
-            )
-        })?;
+    let current = current_certificate(&request.certificate)?;
     let serial = wire::serial(&current);
     check_current(service, &cluster, &current, &serial).await?;
     check_signature(

@@ -1,6 +1,5 @@
 //! `meshtrust status --server URL`: a `meshtrust serve`'s inventory (admin API).
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -70,14 +69,10 @@ fn istiod(c: &ClusterEntry) -> &'static str {
     let Some(report) = c.reported.as_ref().map(|r| &r.report) else {
         return "unreported";
     };
-    let Some(published) = &report.istiod_roots else {
-        return "no istio-ca-root-cert";
-    };
-    let set = |roots: &[String]| roots.iter().cloned().collect::<BTreeSet<_>>();
-    if set(published) == set(&report.cacerts_roots) {
-        "loaded"
-    } else {
-        "pending"
+    match report.istiod_loaded() {
+        None => "no istio-ca-root-cert",
+        Some(true) => "loaded",
+        Some(false) => "pending",
     }
 }
 

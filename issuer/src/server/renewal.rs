@@ -54,6 +54,16 @@ impl RenewRequest {
     }
 }
 
+impl ClusterReport {
+    /// Whether istiod has loaded what `cacerts` holds: the roots it publishes in
+    /// `istio-ca-root-cert` are exactly `cacerts`' roots. `None` when it publishes none.
+    pub fn istiod_loaded(&self) -> Option<bool> {
+        use std::collections::BTreeSet;
+        let published: BTreeSet<&String> = self.istiod_roots.as_ref()?.iter().collect();
+        Some(published == self.cacerts_roots.iter().collect::<BTreeSet<_>>())
+    }
+}
+
 impl ReportRequest {
     /// The report of `cluster`, signed with `current_key`, the key of `current` (its
     /// intermediate now), at `signed_at`.

@@ -1,6 +1,6 @@
 //! `GET /status`: the inventory as a small server-rendered HTML page, for a person with a
 //! browser — every cluster, its intermediate's expiry on a common timeline, the roots it
-//! holds and whether its istiod has loaded the service's roots, its last report and last
+//! holds and whether its istiod has loaded them, its last report and last
 //! error; the rotation's phase and what it waits for. No
 //! JavaScript, no external resources (a strict Content-Security-Policy says so).
 //!
@@ -133,31 +133,28 @@ pub fn credential(authorization: Option<&str>) -> Option<String> {
         .map(|(_, password)| password.to_string())
 }
 
-/// Whether istiod in a cluster has loaded the service's roots, by its last report.
+/// Whether istiod in a cluster has loaded the roots its `cacerts` holds, by its last report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loaded {
-    /// Every root of the service is in the roots istiod publishes.
+    /// istiod publishes exactly the roots `cacerts` holds.
     Loaded,
-    /// istiod publishes roots, but not all of the service's.
+    /// istiod publishes other roots (it has not reloaded `cacerts` yet).
     Pending,
     /// No report, or no `istio-ca-root-cert` reported.
     Unknown,
 }
 
 impl Loaded {
-    /// For `entry`, given the service's roots now.
-    pub fn of(entry: &ClusterEntry, roots: &[String]) -> Loaded {
-        let Some(istiod) = entry
+    /// For `entry`, by its last report.
+    pub fn of(entry: &ClusterEntry) -> Loaded {
+        match entry
             .reported
             .as_ref()
-            .and_then(|r| r.report.istiod_roots.as_ref())
-        else {
-            return Loaded::Unknown;
-        };
-        if roots.iter().all(|r| istiod.contains(r)) {
-            Loaded::Loaded
-        } else {
-            Loaded::Pending
+            .and_then(|r| r.report.istiod_loaded())
+        {
+            None => Loaded::Unknown,
+            Some(true) => Loaded::Loaded,
+            Some(false) => Loaded::Pending,
         }
     }
 
@@ -213,7 +210,7 @@ pub fn render(list: &ClusterList, facts: &Facts<'_>, now: OffsetDateTime) -> Str
         html.push_str(TABLE_HEAD);
         for entry in &list.clusters {
             let error = facts.errors.get(&entry.name);
-            row(&mut html, entry, roots, error, (horizon, now));
+            row(&mut html, entry, error, (horizon, now));
         }
         html.push_str("</tbody></table>\n");
     }
@@ -224,7 +221,6 @@ pub fn render(list: &ClusterList, facts: &Facts<'_>, now: OffsetDateTime) -> Str
 fn row(
     html: &mut String,
     entry: &ClusterEntry,
-    roots: &[String],
     error: Option<&AuditEvent>,
     (horizon, now): (time::Duration, OffsetDateTime),
 ) {
@@ -241,7 +237,7 @@ fn row(
         ClusterState::Enrolled => "enrolled",
         ClusterState::Revoked => "revoked",
     };
-    let loaded = Loaded::of(entry, roots);
+    let loaded = Loaded::of(entry);
     let held = entry
         .reported
         .as_ref()

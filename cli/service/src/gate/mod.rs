@@ -20,13 +20,11 @@
 //! cluster reported last ([`route`]): a service may decide the gate now and then and route
 //! each report as it comes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use meshtrust_ca::{
-    BundleFiles, BundleFormat, Certificate, ClusterName, ClusterStep, ClusterTrust,
-    IntermediateAction, RotationPhase as Phase, RotationRoot, old_root_hold_until, plan_rotation,
-    plan_step,
+    BundleFiles, Certificate, ClusterName, ClusterStep, ClusterTrust, IntermediateAction,
+    RotationPhase as Phase, RotationRoot, old_root_hold_until, plan_rotation, plan_step,
 };
 use meshtrust_issuer::Clock;
 use meshtrust_issuer::server::api::{
@@ -107,18 +105,6 @@ pub struct Gate {
     phase: Option<Phase>,
 }
 
-/// The rotation as a whole: the gate, and each reporting cluster's route (for tests and
-/// views of the whole fleet).
-#[derive(Clone, Debug)]
-pub struct View {
-    /// Where it stands.
-    pub status: RotationStatus,
-    /// Per enrolled cluster that reported a usable `cacerts`.
-    pub routes: HashMap<String, Route>,
-    /// For a cluster that holds no bundle (a new enrollment).
-    pub newcomer: Route,
-}
-
 /// The two roots.
 #[derive(Clone, Debug)]
 pub struct Roots {
@@ -126,21 +112,6 @@ pub struct Roots {
     pub old: Certificate,
     /// The root being introduced.
     pub new: Certificate,
-}
-
-/// The whole view: the gate, and every member's route.
-pub fn plan(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTime) -> View {
-    let gate = gate(roots, hold, members, now);
-    let routes = members
-        .iter()
-        .filter_map(|m| Some((m.name.to_string(), trust_of(m)?)))
-        .map(|(name, trust)| (name, route(&gate, roots, Some(&trust))))
-        .collect();
-    View {
-        newcomer: route(&gate, roots, None),
-        status: gate.status,
-        routes,
-    }
 }
 
 /// Decides the phase from `members` at `now` and whether its writes are handed out,
@@ -212,7 +183,7 @@ pub fn route(gate: &Gate, roots: &Roots, trust: Option<&ClusterTrust>) -> Route 
 }
 
 /// The cluster's `cacerts` as its report shows it (its public files), if usable.
-fn trust_of(member: &Member) -> Option<ClusterTrust> {
+pub(crate) fn trust_of(member: &Member) -> Option<ClusterTrust> {
     trust_in(&member.name, member.report.as_ref()?)
 }
 
@@ -227,13 +198,6 @@ fn files_of(report: &ClusterReport) -> BundleFiles {
         files.insert(name.clone(), text.as_bytes().to_vec());
     }
     files
-}
-
-/// The trust file a report shows, byte for byte.
-pub fn held_trust_pem(report: &ClusterReport) -> Option<String> {
-    let files = files_of(report);
-    let format = BundleFormat::detect(files.names());
-    report.cacerts_files.get(format.trust_file()).cloned()
 }
 
 fn wire_phase(phase: Phase) -> RotationPhase {

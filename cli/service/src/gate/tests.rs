@@ -7,7 +7,36 @@ use meshtrust_ca::{
 use meshtrust_issuer::server::api::IstiodSettings;
 use time::macros::datetime;
 
+use std::collections::HashMap;
+
 use super::*;
+
+/// The rotation as a whole: the gate, and each reporting cluster's route (for tests and
+/// views of the whole fleet).
+#[derive(Clone, Debug)]
+struct View {
+    /// Where it stands.
+    status: RotationStatus,
+    /// Per enrolled cluster that reported a usable `cacerts`.
+    routes: HashMap<String, Route>,
+    /// For a cluster that holds no bundle (a new enrollment).
+    newcomer: Route,
+}
+
+/// The whole view: the gate, and every member's route.
+fn plan(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTime) -> View {
+    let gate = gate(roots, hold, members, now);
+    let routes = members
+        .iter()
+        .filter_map(|m| Some((m.name.to_string(), trust_of(m)?)))
+        .map(|(name, trust)| (name, route(&gate, roots, Some(&trust))))
+        .collect();
+    View {
+        newcomer: route(&gate, roots, None),
+        status: gate.status,
+        routes,
+    }
+}
 
 const T0: OffsetDateTime = datetime!(2026-12-01 10:00:00 UTC);
 

@@ -1,8 +1,6 @@
 //! What holds a rotation's next step: clusters that never reported, the preflight on
 //! `ISTIO_MULTIROOT_MESH`, istiod not having loaded what `cacerts` holds, the hold.
 
-use std::collections::BTreeSet;
-
 use meshtrust_ca::{ClusterName, ClusterStep, ClusterTrust, RotationPhase as Phase};
 use meshtrust_issuer::server::api::{ClusterReport, Waiting};
 use meshtrust_issuer::server::wire;
@@ -90,12 +88,7 @@ fn preflight(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
 
 /// Whether istiod publishes exactly the roots `cacerts` holds.
 fn not_loaded(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
-    let held: BTreeSet<&String> = report.cacerts_roots.iter().collect();
-    if report
-        .istiod_roots
-        .as_ref()
-        .is_some_and(|published| published.iter().collect::<BTreeSet<_>>() == held)
-    {
+    if report.istiod_loaded() == Some(true) {
         return None;
     }
     let list = |roots: &[String]| {

@@ -148,7 +148,8 @@ pub async fn desired(
         .await
         .map_err(|e| ApiError::issuer(&service.issuer.describe(), &e))?;
     let set = |roots: &[String]| roots.iter().cloned().collect::<BTreeSet<_>>();
-    let held = plan::held_trust_pem(report);
+    let held = plan::trust_in(cluster, report)
+        .map(|t| String::from_utf8_lossy(t.trust_pem()).into_owned());
     let desired = match held {
         Some(pem) if set(&report.cacerts_roots) == set(&wire::fingerprints(&trust)) => {
             DesiredCacerts {

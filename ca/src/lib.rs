@@ -68,9 +68,10 @@ pub use possession::{possession_message, possession_message_over};
 pub use renewal::{Backoff, Reissue, ReissueReason, RenewalPolicy, next_check, reissue_reason};
 pub use root::{RootCa, RootParams};
 pub use rotation::{
-    BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, RotationBlocked,
-    RotationPhase, RotationPlan, RotationRoot, mutual_trust_ok, old_root_hold_until, plan_rotation,
-    plan_step, shared_root_pairs_ok,
+    BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, IstiodState,
+    IstiodWait, MULTIROOT_MESH, MULTIROOT_MESH_HELM, RotationBlocked, RotationPhase, RotationPlan,
+    RotationRoot, istiod_loaded, istiod_wait, multiroot_on, mutual_trust_ok, old_root_hold_until,
+    plan_rotation, plan_step, shared_root_pairs_ok,
 };
 pub use trust::{TrustBundle, is_byte_superset};
 pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};

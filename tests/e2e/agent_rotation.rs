@@ -19,75 +19,19 @@ mod harness;
 #[path = "agent/fleet.rs"]
 #[allow(dead_code)] // This suite uses part of the fixture.
 mod fleet;
+#[path = "rotation_history.rs"]
+mod rotation_history;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet::*;
-use meshtrust_ca::{Certificate, TrustBundle};
-use meshtrust_testkit::apiserver::Cluster;
+use meshtrust_ca::Certificate;
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
-use meshtrust_testkit::crash::unb64;
-use serde_json::{Value, json};
+use meshtrust_testkit::istiod::Istiod;
+use rotation_history::{check_history, roots_of};
+use serde_json::Value;
 
 const CLUSTERS: [&str; 3] = ["c1", "c2", "c3"];
-
-/// The test's istiod in one cluster: publishes `cacerts`' roots in `istio-ca-root-cert`
-/// `delay` after it sees them change, unless held.
-struct Istiod {
-    held: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Istiod {
-    fn start(cluster: Cluster, delay: Duration) -> Istiod {
-        let held = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (held.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut seen: Option<(String, Instant)> = None;
-            while !s.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-                let Some(secret) = cacerts(&cluster) else {
-                    continue;
-                };
-                let root = decoded(&secret, "root-cert.pem");
-                let published = cluster
-                    .get("v1", "ConfigMap", Some(NS), "istio-ca-root-cert")
-                    .and_then(|c| c["data"]["root-cert.pem"].as_str().map(str::to_string));
-                if published.as_deref() == Some(root.as_str()) {
-                    seen = None;
-                    continue;
-                }
-                match &seen {
-                    Some((r, at)) if *r == root => {
-                        if at.elapsed() >= delay && !h.load(Ordering::SeqCst) {
-                            cluster.seed(json!({
-                                "apiVersion": "v1", "kind": "ConfigMap",
-                                "metadata": {"name": "istio-ca-root-cert", "namespace": NS},
-                                "data": {"root-cert.pem": root}
-                            }));
-                        }
-                    }
-                    _ => seen = Some((root, Instant::now())),
-                }
-            }
-        });
-        Istiod { held, stop }
-    }
-
-    fn hold(&self, held: bool) {
-        self.held.store(held, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Istiod {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// The service's rotation status (`status --server -o json`'s `rotation`).
 fn rotation(fleet: &Fleet) -> Value {
@@ -154,117 +98,9 @@ fn sorted(v: &Value) -> Vec<String> {
     all
 }
 
-/// One stored version of an object: when, which cluster, what.
-struct Version {
-    at: Instant,
-    cluster: String,
-    kind: &'static str,
-    object: Value,
-}
-
-/// Every version of every cluster's cacerts and istio-ca-root-cert, in write order.
-fn history(fleet: &Fleet) -> Vec<Version> {
-    let mut all = Vec::new();
-    for c in CLUSTERS {
-        let cluster = fleet.cluster(c);
-        for (kind, api, name) in [
-            ("Secret", "v1", "cacerts"),
-            ("ConfigMap", "v1", "istio-ca-root-cert"),
-        ] {
-            for (at, object) in cluster.history(api, kind, Some(NS), name) {
-                all.push(Version {
-                    at,
-                    cluster: c.to_string(),
-                    kind,
-                    object,
-                });
-            }
-        }
-    }
-    all.sort_by_key(|v| v.at);
-    all
-}
-
-fn roots_of(pem: &[u8]) -> Vec<Certificate> {
-    TrustBundle::from_pem("trust", pem)
-        .map(|t| t.roots().to_vec())
-        .unwrap_or_default()
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Replays the history and checks every rule of the rotation after every write.
-fn check_history(fleet: &Fleet, old: &Certificate, new: &Certificate) -> usize {
-    // Per cluster: (trust file, intermediate) held, and the roots istiod publishes.
-    let mut held: BTreeMap<String, (Vec<u8>, Certificate)> = BTreeMap::new();
-    let mut loaded: BTreeMap<String, Vec<Certificate>> = BTreeMap::new();
-    let mut writes = 0;
-    let mut dropped = false;
-    for (i, v) in history(fleet).iter().enumerate() {
-        let Some(data) = v.object["data"].as_object() else {
-            continue;
-        };
-        if v.kind == "ConfigMap" {
-            let pem = data["root-cert.pem"].as_str().unwrap_or_default();
-            loaded.insert(v.cluster.clone(), roots_of(pem.as_bytes()));
-            continue;
-        }
-        let trust = unb64(&data["root-cert.pem"]);
-        let ca = Certificate::all_from_pem("ca", &unb64(&data["ca-cert.pem"])).unwrap()[0].clone();
-        let every_istiod_has_both = || {
-            CLUSTERS.iter().all(|c| {
-                loaded
-                    .get(*c)
-                    .is_some_and(|r| r.contains(old) && r.contains(new))
-            })
-        };
-        if let Some((before, before_ca)) = held.get(&v.cluster) {
-            writes += 1;
-            assert!(
-                contains(&trust, before) || contains(before, &trust),
-                "write {i} to {}: the new root-cert.pem neither contains nor is contained in the old one",
-                v.cluster
-            );
-            if ca.is_issued_by(new) && !before_ca.is_issued_by(new) {
-                assert!(
-                    every_istiod_has_both(),
-                    "write {i} to {}: an intermediate from the new root while some istiod had not loaded both roots: {loaded:?}",
-                    v.cluster
-                );
-            }
-            if !roots_of(&trust).contains(old) && roots_of(before).contains(old) {
-                // Phase 3 begins only once every istiod has both roots; within it, every
-                // istiod still has the new one.
-                assert!(
-                    dropped || every_istiod_has_both(),
-                    "write {i} to {}: phase 3 began while some istiod had not loaded both roots: {loaded:?}",
-                    v.cluster
-                );
-                assert!(
-                    CLUSTERS
-                        .iter()
-                        .all(|c| loaded.get(*c).is_some_and(|r| r.contains(new))),
-                    "write {i} to {}: the old root dropped while some istiod lacked the new one",
-                    v.cluster
-                );
-                dropped = true;
-            }
-        }
-        held.insert(v.cluster.clone(), (trust, ca));
-        // Every pair trusts the root the other's intermediate chains to.
-        for (a, (trust_a, _)) in &held {
-            for (b, (_, ca_b)) in &held {
-                assert!(
-                    roots_of(trust_a).iter().any(|r| ca_b.is_issued_by(r)),
-                    "after write {i} (to {}): {a} does not trust the root of {b}'s intermediate",
-                    v.cluster
-                );
-            }
-        }
-    }
-    writes
+/// Each cluster, by name.
+fn members(fleet: &Fleet) -> Vec<(&'static str, meshtrust_testkit::apiserver::Cluster)> {
+    CLUSTERS.iter().map(|c| (*c, fleet.cluster(c))).collect()
 }
 
 /// Three enrolled clusters whose istiods have loaded the old root.
@@ -362,7 +198,7 @@ fn a_rotation_waits_for_every_istiod_to_load_each_phase_and_keeps_every_pair_tru
             "{c} trusts the new root alone"
         );
     }
-    let writes = check_history(&fleet, &old, &new);
+    let writes = check_history(&members(&fleet), &old, &new);
     // Each cluster: the new root added, reissued from it, the old root dropped.
     assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
     // The trust bundle every client can fetch now holds the new root alone.
@@ -503,6 +339,6 @@ fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
             "{c} chains to the PCA's root"
         );
     }
-    let writes = check_history(&fleet, &old, &new);
+    let writes = check_history(&members(&fleet), &old, &new);
     assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
 }

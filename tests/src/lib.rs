@@ -8,6 +8,7 @@
 pub mod apiserver;
 pub mod aws;
 pub mod crash;
+pub mod istiod;
 pub mod leaks;
 
 use std::path::{Path, PathBuf};

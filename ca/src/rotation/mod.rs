@@ -12,10 +12,15 @@ use crate::cert::Certificate;
 use crate::root::BACKDATE;
 
 mod cluster_trust;
+mod istiod;
 mod plan;
 mod stage;
 
 pub use cluster_trust::{ClusterTrust, mutual_trust_ok, shared_root_pairs_ok};
+pub use istiod::{
+    IstiodState, IstiodWait, MULTIROOT_MESH, MULTIROOT_MESH_HELM, istiod_loaded, istiod_wait,
+    multiroot_on,
+};
 pub use plan::{
     BlockReason, ClusterStep, ClusterWrite, IntermediateAction, RotationBlocked, RotationPhase,
     RotationPlan, RotationRoot,

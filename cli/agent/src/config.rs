@@ -12,9 +12,6 @@ use meshtrust_ca::{Backoff, ClusterName, KeyType};
 /// the service holds the cluster to one key) or a lost renewal.
 pub const PENDING: &str = "meshtrust-agent-pending";
 
-/// The ConfigMap istiod publishes the roots it has loaded in, in every namespace.
-pub const ISTIO_ROOT_CONFIGMAP: &str = "istio-ca-root-cert";
-
 /// The default name of the agent's leader-election Lease.
 pub const DEFAULT_LEASE_NAME: &str = "meshtrust-agent";
 
@@ -62,7 +59,7 @@ impl AgentConfig {
         AgentConfig {
             cluster,
             namespace: "istio-system".to_string(),
-            istiod: "istiod".to_string(),
+            istiod: meshtrust_kube::ISTIOD_DEPLOYMENT.to_string(),
             credential_file: None,
             foreign: ForeignCacerts::default(),
             key_type: KeyType::default(),

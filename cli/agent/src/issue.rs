@@ -235,7 +235,7 @@ impl Issuance<'_> {
             secret: view.cacerts,
             namespace_exists: true,
             network: None,
-            istiod_running: view.istiod_ready,
+            istiod_running: view.istiod.ready,
         };
         let secret = cacerts_secret(ns, files, &report);
         let context = self.config.cluster.to_string();

@@ -2,7 +2,6 @@
 //! istiod has loaded (its `istio-ca-root-cert` ConfigMap) and istiod's rotation settings,
 //! signed with the current intermediate key. The answer says what the cluster should hold.
 
-use meshtrust_ca::TrustBundle;
 use meshtrust_issuer::server::ServerIssuer;
 use meshtrust_issuer::server::api::{ClusterReport, ReportRequest};
 use meshtrust_issuer::server::wire;
@@ -20,16 +19,11 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The report of what `view` found, `held` being `cacerts`' bundle.
 pub fn cluster_report(view: &ClusterView, held: &Bundle, now: OffsetDateTime) -> ClusterReport {
-    let istiod_roots = view.istiod_roots_pem.as_ref().map(|pem| {
-        TrustBundle::from_pem("istio-ca-root-cert", pem.as_bytes())
-            .map(|trust| wire::fingerprints(&trust))
-            .unwrap_or_default()
-    });
     ClusterReport {
         cacerts_serial: held.serial(),
         cacerts_roots: held.roots.clone(),
-        istiod_roots,
-        istiod: view.istiod.clone(),
+        istiod_roots: view.istiod.published_roots(),
+        istiod: view.istiod.settings.clone(),
         cacerts_files: held.public_files(),
         agent_version: AGENT_VERSION.to_string(),
         observed_at: wire::time(now),

@@ -58,9 +58,15 @@ impl ClusterReport {
     /// Whether istiod has loaded what `cacerts` holds: the roots it publishes in
     /// `istio-ca-root-cert` are exactly `cacerts`' roots. `None` when it publishes none.
     pub fn istiod_loaded(&self) -> Option<bool> {
-        use std::collections::BTreeSet;
-        let published: BTreeSet<&String> = self.istiod_roots.as_ref()?.iter().collect();
-        Some(published == self.cacerts_roots.iter().collect::<BTreeSet<_>>())
+        meshtrust_ca::istiod_loaded(self.istiod_roots.as_deref(), &self.cacerts_roots)
+    }
+
+    /// What the report says of istiod, as the rotation's gate reads it.
+    pub fn istiod_state(&self) -> meshtrust_ca::IstiodState {
+        meshtrust_ca::IstiodState {
+            multiroot_mesh: self.istiod.as_ref().map(|s| s.multiroot_mesh.clone()),
+            published_roots: self.istiod_roots.clone(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::harness::{self, Service, Setup};
 use meshtrust_testkit::apiserver::{Cluster, Harness};
 use meshtrust_testkit::{assert_bundle_independently_valid_at, export_secret, text};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
 pub const NS: &str = "istio-system";
@@ -27,55 +27,12 @@ pub fn eventually<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option
     }
 }
 
-/// istio-system with an istiod Deployment (ready, with or without ISTIO_MULTIROOT_MESH).
-pub fn install_istio(cluster: &Cluster, multiroot: bool) {
-    cluster.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
-    let env = if multiroot {
-        json!([{"name": "ISTIO_MULTIROOT_MESH", "value": "true"},
-               {"name": "PROXY_CONFIG_XDS_AGENT", "value": "true"}])
-    } else {
-        json!([])
-    };
-    cluster.seed(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "istiod", "namespace": NS},
-        "spec": {"selector": {"matchLabels": {"app": "istiod"}},
-                 "template": {"metadata": {"labels": {"app": "istiod"}},
-                              "spec": {"containers": [{"name": "discovery", "image": "istio/pilot", "env": env}]}}},
-        "status": {"replicas": 1, "readyReplicas": 1}
-    }));
-}
-
-/// What istiod does once it loaded `cacerts`: publish its roots in `istio-ca-root-cert`.
-pub fn istiod_publishes(cluster: &Cluster) {
-    let secret = cacerts(cluster).expect("cacerts to publish");
-    let root = decoded(&secret, "root-cert.pem");
-    cluster.seed(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "istio-ca-root-cert", "namespace": NS},
-        "data": {"root-cert.pem": root}
-    }));
-}
-
-pub fn cacerts(cluster: &Cluster) -> Option<Value> {
-    cluster.get("v1", "Secret", Some(NS), "cacerts")
-}
+// Shared by the agent suites; each uses some of them.
+#[allow(unused_imports)]
+pub use meshtrust_testkit::istiod::{cacerts, decoded, install_istio, istiod_publishes};
 
 pub fn pending(cluster: &Cluster) -> Option<Value> {
     cluster.get("v1", "Secret", Some(NS), "meshtrust-agent-pending")
-}
-
-pub fn decoded(secret: &Value, key: &str) -> String {
-    use base64::Engine as _;
-    let b64 = secret["data"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in the Secret"));
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// The serial of `cacerts`' intermediate (its annotation, `5c:95:…`), as the service

@@ -1,7 +1,7 @@
 //! What holds a rotation's next step: clusters that never reported, the preflight on
 //! `ISTIO_MULTIROOT_MESH`, istiod not having loaded what `cacerts` holds, the hold.
 
-use meshtrust_ca::{ClusterName, ClusterStep, ClusterTrust, RotationPhase as Phase};
+use meshtrust_ca::{ClusterName, ClusterStep, ClusterTrust, RotationPhase as Phase, istiod_wait};
 use meshtrust_issuer::server::api::{ClusterReport, Waiting};
 use meshtrust_issuer::server::wire;
 use time::OffsetDateTime;
@@ -46,10 +46,7 @@ pub(super) fn gate_waits(
     let mut waiting: Vec<Waiting> = members
         .iter()
         .filter_map(|m| Some((m, m.report.as_ref()?)))
-        .filter_map(|(m, report)| match phase {
-            Phase::AddNewRoot => preflight(&m.name, report),
-            _ => not_loaded(&m.name, report),
-        })
+        .filter_map(|(m, report)| istiod_waits(phase, &m.name, report))
         .collect();
     if let Some(until) = hold_until.filter(|until| now < *until) {
         waiting.push(Waiting {
@@ -64,57 +61,20 @@ pub(super) fn gate_waits(
     waiting
 }
 
-fn preflight(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
-    let setting = report
-        .istiod
-        .as_ref()
-        .and_then(|s| s.multiroot_mesh.as_deref());
-    if setting.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return None;
-    }
-    let found = match (&report.istiod, setting) {
-        (None, _) => "its agent found no istiod Deployment".to_string(),
-        (Some(_), None) => "istiod does not set ISTIO_MULTIROOT_MESH".to_string(),
-        (Some(_), Some(v)) => format!("istiod sets ISTIO_MULTIROOT_MESH={v}"),
-    };
+/// What holds `phase` on the cluster of `report` (the `ca` rules: the preflight, then
+/// istiod having loaded what `cacerts` holds).
+fn istiod_waits(phase: Phase, cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
+    let wait = istiod_wait(
+        phase,
+        cluster,
+        &report.istiod_state(),
+        &report.cacerts_roots,
+    )?;
     Some(Waiting {
         cluster: Some(cluster.to_string()),
-        reason: "multiroot_mesh_off".to_string(),
-        message: format!(
-            "cluster {cluster}: {found}; without ISTIO_MULTIROOT_MESH=true istiod cannot trust the old and the new root at once, so the rotation does not start. Set the Helm value pilot.env.ISTIO_MULTIROOT_MESH=true (chart istiod: env.ISTIO_MULTIROOT_MESH=true) and let istiod restart"
-        ),
+        reason: wait.reason().to_string(),
+        message: wait.to_string(),
     })
-}
-
-/// Whether istiod publishes exactly the roots `cacerts` holds.
-fn not_loaded(cluster: &ClusterName, report: &ClusterReport) -> Option<Waiting> {
-    if report.istiod_loaded() == Some(true) {
-        return None;
-    }
-    let list = |roots: &[String]| {
-        roots
-            .iter()
-            .map(|r| short(r))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let shown = match &report.istiod_roots {
-        None => "publishes no istio-ca-root-cert".to_string(),
-        Some(roots) => format!("publishes [{}] in istio-ca-root-cert", list(roots)),
-    };
-    Some(Waiting {
-        cluster: Some(cluster.to_string()),
-        reason: "istiod_not_loaded".to_string(),
-        message: format!(
-            "cluster {cluster}: istiod {shown}, not yet the roots its cacerts holds ([{}]); the next step waits until istiod has loaded them (cacerts being written is not enough). If this lasts, check istiod's log, or restart it",
-            list(&report.cacerts_roots)
-        ),
-    })
-}
-
-/// The first 16 hex digits of a fingerprint, as the inventory shows them.
-fn short(fingerprint: &str) -> &str {
-    &fingerprint[..fingerprint.len().min(16)]
 }
 
 /// The clusters that have yet to carry out the open phase's write, each with how long ago it

@@ -88,7 +88,7 @@ cargo test --workspace --locked "$@"
 # keeps every dependency's features as in the run above, so only meshtrust-cli is rebuilt
 # (with -p alone, the AWS SDK and its crypto crates would be built a second time).
 # The service and agent suites move the service's (and the agents') clocks the same way.
-cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller --test e2e_crash_controller --test e2e_monitoring --test e2e_operator_verbs --test e2e_service --test e2e_service_api --test e2e_agent --test e2e_agent_rotation "$@"
+cargo test --workspace --features meshtrust-cli/test-clock --locked --test e2e_controller --test e2e_controller_rotation --test e2e_crash_controller --test e2e_monitoring --test e2e_operator_verbs --test e2e_service --test e2e_service_api --test e2e_agent --test e2e_agent_rotation "$@"
 # Coverage-guided fuzzing of the parsers, bounded: 20 s per target from its seed corpus
 # (tests/fuzz/smoke.sh installs cargo-fuzz when missing; docs/testing.md#fuzzing).
 tests/fuzz/smoke.sh 20

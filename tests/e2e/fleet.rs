@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use meshtrust_testkit::apiserver::{Cluster, Harness};
+use meshtrust_testkit::istiod::Istiod;
 use meshtrust_testkit::text;
 use serde_json::{Value, json};
 
@@ -24,6 +25,10 @@ pub struct Fleet {
     pub controllers: Vec<(String, Child, u16)>,
     /// More `meshtrust controller` flags for the replicas started from now on.
     pub extra_args: Vec<String>,
+    /// More environment variables for the replicas started from now on.
+    pub extra_env: Vec<(String, String)>,
+    /// The test playing istiod in each member, once a rotation is started.
+    pub istiods: std::sync::Mutex<Vec<Istiod>>,
 }
 
 impl Drop for Fleet {
@@ -85,6 +90,8 @@ impl Fleet {
             work: tempfile::tempdir().unwrap(),
             controllers: Vec::new(),
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
+            istiods: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -144,6 +151,7 @@ impl Fleet {
                 format,
             ])
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
@@ -332,6 +340,7 @@ impl Fleet {
     /// Sets `spec.rootRotation` of `mesh` to the root in Secret `secret` (holding the old
     /// root `hold`, or the default 24h), as a spec change: the generation moves.
     pub fn start_rotation(&self, secret: &str, hold: Option<&str>) {
+        self.play_istiod();
         let mut mt = self.meshtrust();
         mt["spec"]["rootRotation"] = json!({"newRootSecretRef": {"name": secret, "namespace": NS}});
         if let Some(h) = hold {
@@ -339,6 +348,23 @@ impl Fleet {
         }
         mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
         self.mgmt().seed(mt);
+    }
+}
+
+impl Fleet {
+    /// From now on (once), the test plays istiod in every member: once the member holds
+    /// `cacerts`, an istiod Deployment with ISTIO_MULTIROOT_MESH=true, publishing
+    /// `cacerts`' roots in `istio-ca-root-cert` 200 ms after they change — what a rotation
+    /// waits for.
+    pub fn play_istiod(&self) {
+        let mut istiods = self.istiods.lock().unwrap();
+        if !istiods.is_empty() {
+            return;
+        }
+        for c in MEMBERS {
+            let cluster = self.harness.cluster(c);
+            istiods.push(Istiod::start(cluster, Duration::from_millis(200)));
+        }
     }
 }
 

@@ -335,6 +335,7 @@ fn rotate_start_hands_the_new_root_over_and_the_rotation_completes() {
     let mut fleet = Fleet::new();
     fleet.start("replica-a");
     fleet.wait_for("every cluster Ready", all_ready);
+    fleet.play_istiod();
     let dir = make_root(&fleet, "new-root", "Root CA 2");
     assert_root_independently_valid(&dir);
     let old_root = root_fingerprint(&fleet, "mesh-root");

@@ -38,6 +38,10 @@ pub enum Reason {
     RotationFailed,
     /// The rotation cannot go on (see the message).
     RotationBlocked,
+    /// The rotation does not start: some istiod lacks `ISTIO_MULTIROOT_MESH=true`.
+    MultirootMeshOff,
+    /// istiod has not loaded the roots its `cacerts` holds: the rotation's next phase waits.
+    IstiodNotLoaded,
     /// The status could not be written (the reconcile is retried).
     StatusNotWritten,
     /// Why an intermediate must be (re)issued.
@@ -63,6 +67,8 @@ impl Reason {
             Reason::RootRotation => "RootRotation",
             Reason::RotationFailed => "RotationFailed",
             Reason::RotationBlocked => "RotationBlocked",
+            Reason::MultirootMeshOff => "MultirootMeshOff",
+            Reason::IstiodNotLoaded => "IstiodNotLoaded",
             Reason::StatusNotWritten => "StatusNotWritten",
             Reason::Reissue(r) => r.as_str(),
             Reason::Blocked(b) => b.as_str(),
@@ -108,6 +114,8 @@ mod tests {
             Reason::RootRotation,
             Reason::RotationFailed,
             Reason::RotationBlocked,
+            Reason::MultirootMeshOff,
+            Reason::IstiodNotLoaded,
             Reason::StatusNotWritten,
         ];
         all.extend(ReissueReason::ALL.map(Reason::from));

@@ -175,8 +175,8 @@ async fn rotate_or_renew(
         }
         // Every cluster is on the new root: renew from it from now on.
         RotationRound::Finished => {
-            let issuer = Arc::clone(&r.new) as Arc<dyn Issuer>;
-            let roots = r.new.root().trust_bundle();
+            let issuer = Arc::clone(&r.new);
+            let roots = TrustBundle::of(r.new_root.clone());
             let outcomes = renew_all(ctx, spec, members, issuer, roots, previous, now).await;
             let status = round::rotation_complete(previous);
             (Some(with_roots(status, r)), outcomes, None)
@@ -186,8 +186,8 @@ async fn rotate_or_renew(
 
 /// `status` naming the two roots of rotation `r` by fingerprint.
 fn with_roots(mut status: RotationStatus, r: &Rotation) -> RotationStatus {
-    status.old_root = Some(r.old.root().certificate().fingerprint());
-    status.new_root = Some(r.new.root().certificate().fingerprint());
+    status.old_root = Some(r.old_root.fingerprint());
+    status.new_root = Some(r.new_root.fingerprint());
     status
 }
 

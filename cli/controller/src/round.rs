@@ -213,6 +213,8 @@ pub struct Spec {
     pub namespace: String,
     /// How long phase 3 of a root rotation waits after the last reissue.
     pub hold: time::Duration,
+    /// The name of istiod's Deployment, read during a root rotation.
+    pub istiod: String,
     /// The MeshTrust's generation.
     pub generation: Option<i64>,
     /// Its renewal request (`None` also when the annotation does not parse).
@@ -236,6 +238,10 @@ impl Spec {
                 Some(r) => r.hold()?,
                 None => time::Duration::ZERO,
             },
+            istiod: mt.spec.root_rotation.as_ref().map_or_else(
+                || meshtrust_kube::ISTIOD_DEPLOYMENT.to_string(),
+                |r| r.istiod_deployment.clone(),
+            ),
             generation: mt.metadata.generation,
             request: RenewalRequest::of(mt).and_then(Result::ok),
         })

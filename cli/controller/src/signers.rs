@@ -13,15 +13,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::PostParams;
 use kube::{Api, Client};
-use meshtrust_ca::{KeyType, RootCa, RootParams, TrustBundle};
+use meshtrust_ca::{Certificate, KeyType, RootCa, RootParams, TrustBundle};
 use meshtrust_issuer::aws_pca::AwsOptions;
 use meshtrust_issuer::{AwsPcaConfig, Clock, Issuer, IssuerConfig, LocalIssuer};
 use meshtrust_kube::{MANAGED_BY, is_conflict, is_not_found, scrub};
 use time::OffsetDateTime;
 
 use crate::crd::{
-    AwsPcaIssuerSpec, LocalIssuerSpec, MeshTrust, MeshTrustSpec, ROOT_CERT, ROOT_KEY, SecretRef,
-    SelectedIssuer,
+    AwsPcaIssuerSpec, LocalIssuerSpec, MeshTrust, MeshTrustSpec, ROOT_CERT, ROOT_KEY,
+    RotationTarget, SecretRef, SelectedIssuer,
 };
 use crate::error::{Error, Result};
 
@@ -37,12 +37,16 @@ pub struct Signers {
     pub notices: Vec<String>,
 }
 
-/// The two roots of a rotation.
+/// The two issuers of a rotation, and the one root each signs under.
 pub struct Rotation {
-    /// The root being retired (the spec's issuer).
-    pub old: Arc<LocalIssuer>,
-    /// The root being introduced.
-    pub new: Arc<LocalIssuer>,
+    /// The issuer being retired (the spec's issuer).
+    pub old: Arc<dyn Issuer>,
+    /// The root it signs under.
+    pub old_root: Certificate,
+    /// The issuer being introduced (`spec.rootRotation`).
+    pub new: Arc<dyn Issuer>,
+    /// The root it signs under.
+    pub new_root: Certificate,
 }
 
 /// Reads a root from a Secret; with `generate`, creates the Secret with a new root when it
@@ -143,18 +147,59 @@ fn read_root(secret: Secret, r: &SecretRef, now: OffsetDateTime) -> Result<RootC
     })
 }
 
-/// The signers a spec asks for.
+/// The signers a spec asks for: its issuer and, during a rotation, the new one.
 pub async fn signers(client: &Client, spec: &MeshTrustSpec, clock: &Clock) -> Result<Signers> {
-    match spec.issuer.selected()? {
-        SelectedIssuer::Local(l) => local_signers(client, spec, l, clock.now()).await,
-        SelectedIssuer::AwsPca(a) => aws_signers(spec, a, clock).await,
+    let mut signers = match spec.issuer.selected()? {
+        SelectedIssuer::Local(l) => local_signers(client, l, clock.now()).await?,
+        SelectedIssuer::AwsPca(a) => aws_signers(a, clock).await?,
+    };
+    let target = match &spec.root_rotation {
+        Some(r) => r.target()?,
+        None => return Ok(signers),
+    };
+    if target.is(&spec.issuer) {
+        return Ok(signers);
+    }
+    let new = match target {
+        RotationTarget::Secret(r) => {
+            let (root, _) = root_from_secret(client, r, None, clock.now()).await?;
+            let issuer = LocalIssuer::named(root, format!("new root in Secret {r}"));
+            let roots = issuer.root().trust_bundle();
+            (Arc::new(issuer) as Arc<dyn Issuer>, roots)
+        }
+        RotationTarget::AwsPca(a) => {
+            let built = aws_signers(a, clock).await?;
+            (built.issuer, built.roots)
+        }
+    };
+    signers.rotation = Some(Rotation {
+        old_root: only_root(&signers.roots, &*signers.issuer, "spec.issuer")?,
+        old: Arc::clone(&signers.issuer),
+        new_root: only_root(&new.1, &*new.0, "spec.rootRotation")?,
+        new: new.0,
+    });
+    Ok(signers)
+}
+
+/// The one root `issuer` signs under: a rotation goes from one root to one other.
+fn only_root(roots: &TrustBundle, issuer: &dyn Issuer, field: &str) -> Result<Certificate> {
+    match roots.roots() {
+        [root] => Ok(root.clone()),
+        all => Err(crate::crd::FieldError::new(
+            field,
+            format!(
+                "{} signs under {} roots; a root rotation goes from one root to one other",
+                issuer.describe(),
+                all.len()
+            ),
+        )
+        .into()),
     }
 }
 
-/// The root in a Secret (generated when absent), and a rotation's new root next to it.
+/// The root in a Secret (generated when absent).
 async fn local_signers(
     client: &Client,
-    spec: &MeshTrustSpec,
     l: &LocalIssuerSpec,
     now: OffsetDateTime,
 ) -> Result<Signers> {
@@ -167,41 +212,18 @@ async fn local_signers(
             root.certificate().fingerprint()
         ));
     }
-    let old = Arc::new(LocalIssuer::named(
-        root,
-        format!("root in Secret {}", l.secret_ref),
-    ));
-    let rotation = match &spec.root_rotation {
-        None => None,
-        Some(rot) if rot.new_root_secret_ref == l.secret_ref => None,
-        Some(rot) => {
-            let (new, _) = root_from_secret(client, &rot.new_root_secret_ref, None, now).await?;
-            Some(Rotation {
-                old: Arc::clone(&old),
-                new: Arc::new(LocalIssuer::named(
-                    new,
-                    format!("new root in Secret {}", rot.new_root_secret_ref),
-                )),
-            })
-        }
-    };
+    let issuer = LocalIssuer::named(root, format!("root in Secret {}", l.secret_ref));
     Ok(Signers {
-        roots: old.root().trust_bundle(),
-        issuer: old,
-        rotation,
+        roots: issuer.root().trust_bundle(),
+        issuer: Arc::new(issuer),
+        rotation: None,
         notices,
     })
 }
 
-/// AWS Private CA, built by the one issuer factory; its roots are read once.
-async fn aws_signers(spec: &MeshTrustSpec, a: &AwsPcaIssuerSpec, clock: &Clock) -> Result<Signers> {
-    if spec.root_rotation.is_some() {
-        return Err(crate::crd::FieldError::new(
-            "spec.rootRotation",
-            "needs a local issuer: rotating to a new AWS Private CA is a manual procedure, with the controller stopped (docs/rotation.md, \"AWS Private CA\")",
-        )
-        .into());
-    }
+/// AWS Private CA, built by the one issuer factory (its errors name the ARN); its roots are
+/// read once.
+async fn aws_signers(a: &AwsPcaIssuerSpec, clock: &Clock) -> Result<Signers> {
     let config = IssuerConfig::AwsPca(AwsPcaConfig::new(
         &a.arn,
         AwsOptions::new(

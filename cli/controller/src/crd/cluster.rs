@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
+use super::issuer::{AwsPcaIssuerSpec, IssuerSpec, SelectedIssuer};
 use super::validate::FieldError;
 
 /// One member cluster of the mesh.
@@ -133,26 +134,91 @@ impl fmt::Display for SecretRef {
     }
 }
 
-/// A root rotation the controller carries out.
+/// A root rotation the controller carries out: to a new root in a Secret, or to a new AWS
+/// Private CA, from the spec's issuer (either kind).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.newRootSecretRef) != has(self.awsPca)",
+    "message": "set exactly one of newRootSecretRef or awsPca"
+}]))]
 pub struct RootRotationSpec {
     /// The Secret holding the new root (root-cert.pem, root-key.pem), laid out as the local
     /// issuer's.
-    pub new_root_secret_ref: SecretRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_root_secret_ref: Option<SecretRef>,
+    /// The new AWS Private CA: intermediates are reissued by it, and its root replaces the
+    /// old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_pca: Option<AwsPcaIssuerSpec>,
     /// How long to keep trusting the old root after the last intermediate was reissued from
     /// the new one, so that workload certificates signed under the old root expire first
     /// (Istio's default workload certificate lifetime is 24h).
     #[serde(default = "default_hold")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|[smhdwy])$"))]
     pub hold_before_removing_old_root: String,
+    /// The name of istiod's Deployment in `spec.namespace` of each member (`istiod`, or
+    /// `istiod-<revision>` for a revisioned install): each phase waits until istiod has
+    /// loaded the previous one, and the rotation starts only when it runs with
+    /// `ISTIO_MULTIROOT_MESH=true`.
+    #[serde(default = "default_istiod")]
+    pub istiod_deployment: String,
+}
+
+/// The issuer a valid [`RootRotationSpec`] rotates to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RotationTarget<'a> {
+    /// A root in a Secret.
+    Secret(&'a SecretRef),
+    /// An AWS Private CA.
+    AwsPca(&'a AwsPcaIssuerSpec),
+}
+
+impl fmt::Display for RotationTarget<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RotationTarget::Secret(r) => write!(f, "the root in Secret {r}"),
+            RotationTarget::AwsPca(a) => write!(f, "AWS Private CA {}", a.arn),
+        }
+    }
+}
+
+impl RotationTarget<'_> {
+    /// Whether this is the issuer `issuer` already is (a rotation to it is ignored).
+    pub fn is(&self, issuer: &IssuerSpec) -> bool {
+        match (self, issuer.selected()) {
+            (RotationTarget::Secret(r), Ok(SelectedIssuer::Local(l))) => **r == l.secret_ref,
+            (RotationTarget::AwsPca(a), Ok(SelectedIssuer::AwsPca(b))) => a.arn == b.arn,
+            _ => false,
+        }
+    }
 }
 
 fn default_hold() -> String {
     "24h".to_string()
 }
 
+fn default_istiod() -> String {
+    meshtrust_kube::ISTIOD_DEPLOYMENT.to_string()
+}
+
 impl RootRotationSpec {
+    /// The one target that is set, or an error when none or both are.
+    pub fn target(&self) -> Result<RotationTarget<'_>, FieldError> {
+        match (&self.new_root_secret_ref, &self.aws_pca) {
+            (Some(r), None) => Ok(RotationTarget::Secret(r)),
+            (None, Some(a)) => Ok(RotationTarget::AwsPca(a)),
+            (Some(_), Some(_)) => Err(FieldError::new(
+                "spec.rootRotation",
+                "both newRootSecretRef and awsPca are set: keep exactly one",
+            )),
+            (None, None) => Err(FieldError::new(
+                "spec.rootRotation",
+                "set exactly one of newRootSecretRef (a new root in a Secret) or awsPca (a new AWS Private CA)",
+            )),
+        }
+    }
+
     /// [`RootRotationSpec::hold_before_removing_old_root`], typed.
     pub fn hold(&self) -> Result<Duration, FieldError> {
         duration::parse(&self.hold_before_removing_old_root)

@@ -360,32 +360,58 @@ fn invalid_specs_are_refused_naming_the_field_and_the_fix() {
             "spec.issuer.awsPca.endpointUrl: \"localhost:5000\" is not an http:// or https:// URL",
         ),
         (
-            "a rotation with AWS Private CA as the issuer is refused",
+            "a rotation naming both a Secret and an AWS Private CA is refused",
             |s| {
-                s.issuer.local = None;
-                s.issuer.aws_pca = Some(aws());
                 s.root_rotation = Some(RootRotationSpec {
-                    new_root_secret_ref: SecretRef {
-                        name: "new-root".into(),
-                        namespace: "meshtrust-system".into(),
-                    },
-                    hold_before_removing_old_root: "24h".into(),
+                    aws_pca: Some(aws()),
+                    ..rotation_to_secret()
                 });
             },
-            "spec.rootRotation: needs a local issuer",
+            "spec.rootRotation: both newRootSecretRef and awsPca are set",
+        ),
+        (
+            "a rotation naming no new issuer is refused",
+            |s| {
+                s.root_rotation = Some(RootRotationSpec {
+                    new_root_secret_ref: None,
+                    ..rotation_to_secret()
+                });
+            },
+            "spec.rootRotation: set exactly one of newRootSecretRef",
+        ),
+        (
+            "a rotation to an AWS Private CA has its ARN checked",
+            |s| {
+                s.root_rotation = Some(RootRotationSpec {
+                    new_root_secret_ref: None,
+                    aws_pca: Some(AwsPcaIssuerSpec {
+                        arn: "arn:aws:acm-pca:eu-west-1:1:ca/x".into(),
+                        ..aws()
+                    }),
+                    ..rotation_to_secret()
+                });
+            },
+            "spec.rootRotation.awsPca.arn:",
         ),
         (
             "a hold that is not a duration is refused",
             |s| {
                 s.root_rotation = Some(RootRotationSpec {
-                    new_root_secret_ref: SecretRef {
-                        name: "new-root".into(),
-                        namespace: "meshtrust-system".into(),
-                    },
                     hold_before_removing_old_root: "a day".into(),
+                    ..rotation_to_secret()
                 });
             },
             "spec.rootRotation.holdBeforeRemovingOldRoot",
+        ),
+        (
+            "an istiod Deployment name that is not a DNS label is refused",
+            |s| {
+                s.root_rotation = Some(RootRotationSpec {
+                    istiod_deployment: "Istiod!".into(),
+                    ..rotation_to_secret()
+                });
+            },
+            "spec.rootRotation.istiodDeployment",
         ),
     ];
     for (case, edit, want) in cases {
@@ -493,4 +519,32 @@ fn a_condition_keeps_its_transition_time_while_its_status_holds() {
         (json["type"].as_str(), json["status"].as_str()),
         (Some("Issuing"), Some("False"))
     );
+}
+
+fn rotation_to_secret() -> RootRotationSpec {
+    RootRotationSpec {
+        new_root_secret_ref: Some(SecretRef {
+            name: "new-root".into(),
+            namespace: "meshtrust-system".into(),
+        }),
+        aws_pca: None,
+        hold_before_removing_old_root: "24h".into(),
+        istiod_deployment: "istiod".into(),
+    }
+}
+
+#[test]
+fn rotations_from_and_to_aws_private_ca_are_valid() {
+    let mut to_aws = valid();
+    to_aws.root_rotation = Some(RootRotationSpec {
+        new_root_secret_ref: None,
+        aws_pca: Some(aws()),
+        ..rotation_to_secret()
+    });
+    assert_eq!(to_aws.validate().map_err(|e| e.to_string()), Ok(()));
+    let mut from_aws = valid();
+    from_aws.issuer.local = None;
+    from_aws.issuer.aws_pca = Some(aws());
+    from_aws.root_rotation = Some(rotation_to_secret());
+    assert_eq!(from_aws.validate().map_err(|e| e.to_string()), Ok(()));
 }

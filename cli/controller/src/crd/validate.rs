@@ -75,7 +75,7 @@ impl MeshTrustSpec {
                 check(l.key_type().map(drop));
             }
             Ok(SelectedIssuer::AwsPca(a)) => {
-                for e in check_aws_pca(a) {
+                for e in check_aws_pca(a, "spec.issuer.awsPca") {
                     check(Err(e));
                 }
             }
@@ -97,17 +97,9 @@ impl MeshTrustSpec {
             check(Err(e));
         }
         if let Some(rotation) = &self.root_rotation {
-            if self.issuer.aws_pca.is_some() {
-                check(Err(FieldError::new(
-                    "spec.rootRotation",
-                    "needs a local issuer: rotating to a new AWS Private CA is a manual procedure, with the controller stopped (docs/rotation.md, \"AWS Private CA\")",
-                )));
+            for e in check_rotation(rotation) {
+                check(Err(e));
             }
-            check(check_secret_ref(
-                &rotation.new_root_secret_ref,
-                "spec.rootRotation.newRootSecretRef",
-            ));
-            check(rotation.hold().map(drop));
         }
         if errors.is_empty() {
             Ok(())
@@ -190,6 +182,27 @@ pub(super) fn parse_key_type(text: &str, path: &str) -> Result<KeyType, FieldErr
     })
 }
 
+/// The fields of `spec.rootRotation`.
+fn check_rotation(rotation: &RootRotationSpec) -> Vec<FieldError> {
+    let mut errors = match rotation.target() {
+        Ok(RotationTarget::Secret(r)) => check_secret_ref(r, "spec.rootRotation.newRootSecretRef")
+            .err()
+            .into_iter()
+            .collect(),
+        Ok(RotationTarget::AwsPca(a)) => check_aws_pca(a, "spec.rootRotation.awsPca"),
+        Err(e) => vec![e],
+    };
+    errors.extend(rotation.hold().err());
+    errors.extend(
+        check_dns_label(
+            &rotation.istiod_deployment,
+            "spec.rootRotation.istiodDeployment",
+        )
+        .err(),
+    );
+    errors
+}
+
 fn check_path_len(path_len: u8, path: &str) -> Result<(), FieldError> {
     if path_len > MAX_PATH_LEN {
         return Err(FieldError::new(
@@ -200,7 +213,8 @@ fn check_path_len(path_len: u8, path: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn check_aws_pca(a: &AwsPcaIssuerSpec) -> Vec<FieldError> {
+/// The fields of an AWS Private CA at `at` (`spec.issuer.awsPca`, `spec.rootRotation.awsPca`).
+fn check_aws_pca(a: &AwsPcaIssuerSpec, at: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let parts: Vec<&str> = a.arn.splitn(6, ':').collect();
     let well_formed = parts.len() == 6
@@ -211,7 +225,7 @@ fn check_aws_pca(a: &AwsPcaIssuerSpec) -> Vec<FieldError> {
             .is_some_and(|id| !id.is_empty());
     if !well_formed {
         errors.push(FieldError::new(
-            "spec.issuer.awsPca.arn",
+            format!("{at}.arn"),
             format!(
                 "{:?} is not a certificate authority ARN (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/ID)",
                 a.arn
@@ -220,16 +234,16 @@ fn check_aws_pca(a: &AwsPcaIssuerSpec) -> Vec<FieldError> {
     }
     if well_formed && a.resolved_region().is_none() {
         errors.push(FieldError::new(
-            "spec.issuer.awsPca.region",
+            format!("{at}.region"),
             "the ARN names no region: set region",
         ));
     }
-    errors.extend(check_path_len(a.path_len, "spec.issuer.awsPca.pathLen").err());
+    errors.extend(check_path_len(a.path_len, &format!("{at}.pathLen")).err());
     if let Some(url) = &a.endpoint_url
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
         errors.push(FieldError::new(
-            "spec.issuer.awsPca.endpointUrl",
+            format!("{at}.endpointUrl"),
             format!("{url:?} is not an http:// or https:// URL"),
         ));
     }

@@ -23,10 +23,12 @@ use crate::members::Member;
 use crate::reason::Reason;
 use crate::report::{notice, publish};
 use crate::round::{RotationNext, Spec};
-use outcome::{blocked, holding, written_outcome};
+use outcome::{blocked, holding, waiting_for_istiod, written_outcome};
 
+mod gate;
 mod outcome;
 use crate::signers::Rotation;
+use gate::Held;
 
 /// What a rotation round found.
 pub enum RotationRound {
@@ -63,11 +65,7 @@ pub async fn rotate(
         );
         return blocked(ctx, spec, members, message, Reason::ClusterUnreachable, now);
     }
-    let plan = match plan_rotation(
-        rotation.old.root().certificate(),
-        rotation.new.root().certificate(),
-        &trusts,
-    ) {
+    let plan = match plan_rotation(&rotation.old_root, &rotation.new_root, &trusts) {
         Ok(p) => p,
         Err(b) => {
             let message = b.to_string();
@@ -80,6 +78,9 @@ pub async fn rotate(
             return blocked(ctx, spec, members, message, b.reason.into(), now);
         }
     };
+    if let Some(held) = gate::held(ctx, spec, members, &trusts, plan.phase).await {
+        return gated(ctx, mt, spec, members, &plan, held, now).await;
+    }
     if plan.is_finished() {
         return RotationRound::Finished;
     }
@@ -110,6 +111,49 @@ fn trusts_of(members: &[Member<'_>]) -> (Vec<Option<ClusterTrust>>, Vec<String>)
         }
     }
     (trusts, unreadable)
+}
+
+/// What a round held by istiod reports: a member that could not be read pauses it, a
+/// failed preflight blocks it until istiod is set up (a Warning Event names the clusters),
+/// an istiod that has not loaded its `cacerts` yet is looked at again shortly.
+async fn gated(
+    ctx: &Context,
+    mt: &MeshTrust,
+    spec: &Spec,
+    members: &[Member<'_>],
+    plan: &RotationPlan,
+    held: Held,
+    now: OffsetDateTime,
+) -> RotationRound {
+    match held {
+        Held::Unreadable(why) => {
+            let message = format!(
+                "rotation paused: istiod must be read in every cluster before a step ({})",
+                why.join("; ")
+            );
+            blocked(ctx, spec, members, message, Reason::ClusterUnreachable, now)
+        }
+        Held::Preflight(waits) => {
+            let message = format!("the rotation does not start: {}", gate::message(&waits));
+            publish(
+                ctx,
+                mt,
+                &notice(EventType::Warning, Reason::MultirootMeshOff, &message),
+            )
+            .await;
+            blocked(ctx, spec, members, message, Reason::MultirootMeshOff, now)
+        }
+        Held::NotLoaded(waits) => {
+            let message = format!(
+                "phase {} of 3 ({}) waits for istiod: {}",
+                plan.phase.number(),
+                plan.phase.as_str(),
+                gate::message(&waits)
+            );
+            let named: Vec<&str> = waits.iter().map(|w| w.cluster().as_str()).collect();
+            waiting_for_istiod(spec, members, plan, &named, message, now)
+        }
+    }
 }
 
 /// Writes the steps of the current phase, one cluster at a time, and reports each.
@@ -249,8 +293,8 @@ async fn write_step(
         }
         (IntermediateAction::Issue(root), _) => {
             let issuer: Arc<dyn Issuer> = match root {
-                RotationRoot::Old => Arc::clone(&rotation.old) as Arc<dyn Issuer>,
-                RotationRoot::New => Arc::clone(&rotation.new) as Arc<dyn Issuer>,
+                RotationRoot::Old => Arc::clone(&rotation.old),
+                RotationRoot::New => Arc::clone(&rotation.new),
             };
             let files = issue_files(&ctx.clock, params, m, issuer).await?;
             with_trust(&files, params.format, &w.trust_pem)

@@ -5,6 +5,7 @@ use meshtrust_ca::{BundleFiles, RotationPlan};
 use time::OffsetDateTime;
 
 use super::RotationRound;
+use super::gate::ISTIOD_POLL;
 use crate::context::Context;
 use crate::crd::{ClusterStatus, Condition, ConditionStatus, set_condition, timestamp};
 use crate::decide::{Outcome, describe};
@@ -93,6 +94,54 @@ pub(super) fn holding(
         message,
         outcomes,
         next: RotationNext::At(until),
+    }
+}
+
+/// A phase held until istiod has loaded the previous one in the clusters `named`: those are
+/// not Ready (istiod does not serve what `cacerts` holds), the others are; look again
+/// after [`ISTIOD_POLL`].
+pub(super) fn waiting_for_istiod(
+    spec: &Spec,
+    members: &[Member<'_>],
+    plan: &RotationPlan,
+    named: &[&str],
+    message: String,
+    now: OffsetDateTime,
+) -> RotationRound {
+    let outcomes = members
+        .iter()
+        .map(|m| {
+            let mut status = as_held(m, spec, now);
+            let waits = named.contains(&m.name.as_str());
+            let reason = if waits {
+                Reason::IstiodNotLoaded
+            } else {
+                Reason::Ready
+            };
+            set_condition(
+                &mut status.conditions,
+                Condition::ready(
+                    !waits,
+                    reason.as_str(),
+                    message.clone(),
+                    now,
+                    spec.generation,
+                ),
+            );
+            Outcome {
+                status,
+                next: None,
+                ready: Some((!waits).into()),
+                failure: None,
+                events: Vec::new(),
+            }
+        })
+        .collect();
+    RotationRound::InProgress {
+        phase: plan.phase.as_str(),
+        message,
+        outcomes,
+        next: RotationNext::At(now + ISTIOD_POLL),
     }
 }
 

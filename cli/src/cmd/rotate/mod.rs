@@ -46,13 +46,7 @@ pub async fn read_meshtrust(api: &Api<MeshTrust>, name: &str) -> Result<MeshTrus
 /// and so here.
 pub fn in_progress(mt: &MeshTrust) -> Option<String> {
     let rotation = mt.spec.root_rotation.as_ref()?;
-    if mt
-        .spec
-        .issuer
-        .local
-        .as_ref()
-        .is_some_and(|l| l.secret_ref == rotation.new_root_secret_ref)
-    {
+    if rotation.target().is_ok_and(|t| t.is(&mt.spec.issuer)) {
         return None;
     }
     let phase = mt
@@ -168,7 +162,7 @@ fn refuse_unless_rotatable(mt: &MeshTrust) -> Result<SecretRef> {
     let local = match mt.spec.issuer.selected() {
         Ok(SelectedIssuer::Local(l)) => l,
         Ok(SelectedIssuer::AwsPca(_)) => bail!(
-            "MeshTrust {name} signs with AWS Private CA: rotating to a new AWS Private CA is a manual procedure, with the controller stopped (docs/rotation.md, \"AWS Private CA\")"
+            "MeshTrust {name} signs with AWS Private CA, and `rotate start` hands over a local root: to rotate to another AWS Private CA, set spec.rootRotation.awsPca.arn (docs/rotation.md, \"AWS Private CA\")"
         ),
         Err(e) => bail!("MeshTrust {name} has an invalid issuer ({e}); fix the spec first"),
     };
@@ -178,11 +172,11 @@ fn refuse_unless_rotatable(mt: &MeshTrust) -> Result<SecretRef> {
         );
     }
     if let Some(r) = &mt.spec.root_rotation
-        && r.new_root_secret_ref != local.secret_ref
+        && let Ok(target) = r.target()
+        && !target.is(&mt.spec.issuer)
     {
         bail!(
-            "the last rotation of MeshTrust {name} is Complete but not closed (its new root is {}): run `meshtrust rotate finish {name}`, then start the next one",
-            r.new_root_secret_ref
+            "the last rotation of MeshTrust {name} is Complete but not closed (it rotated to {target}): run `meshtrust rotate finish {name}`, then start the next one"
         );
     }
     Ok(local.secret_ref.clone())

@@ -60,6 +60,9 @@ struct Report {
     started_at: Option<String>,
     waiting_for: Option<String>,
     new_root_secret: Option<String>,
+    /// The AWS Private CA rotated to, when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_ca_arn: Option<String>,
     old_root: Option<String>,
     new_root: Option<String>,
     clusters: Vec<ClusterRow>,
@@ -105,7 +108,14 @@ fn report(mt: &MeshTrust) -> Report {
             .spec
             .root_rotation
             .as_ref()
-            .map(|r| r.new_root_secret_ref.to_string()),
+            .and_then(|r| r.new_root_secret_ref.as_ref())
+            .map(ToString::to_string),
+        new_ca_arn: mt
+            .spec
+            .root_rotation
+            .as_ref()
+            .and_then(|r| r.aws_pca.as_ref())
+            .map(|a| a.arn.clone()),
         old_root: old,
         new_root: new,
         clusters,
@@ -190,9 +200,11 @@ fn print_text(r: &Report) {
     println!(
         "  new root     {}{}",
         short(&r.new_root),
-        r.new_root_secret
-            .as_ref()
-            .map_or(String::new(), |s| format!("  (Secret {s})"))
+        match (&r.new_root_secret, &r.new_ca_arn) {
+            (Some(s), _) => format!("  (Secret {s})"),
+            (None, Some(arn)) => format!("  (AWS Private CA {arn})"),
+            (None, None) => String::new(),
+        }
     );
     if let Some(t) = &r.started_at {
         println!("  started      {t}");

@@ -26,6 +26,8 @@ fn meshtrust(extra: serde_json::Value) -> MeshTrust {
     serde_json::from_value(v).unwrap()
 }
 
+const ARN: &str = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/new";
+
 fn rotation(secret: &str) -> serde_json::Value {
     json!({"newRootSecretRef": {"name": secret, "namespace": "meshtrust-system"}})
 }
@@ -61,15 +63,15 @@ fn which_meshtrusts_can_start_a_rotation() {
                 json!({"spec": {"rootRotation": rotation("mesh-root-2")}, "status": {"rotation": {"phase": "Complete"}}}),
             ),
             Some(
-                "its new root is meshtrust-system/mesh-root-2): run `meshtrust rotate finish mesh`",
+                "it rotated to the root in Secret meshtrust-system/mesh-root-2): run `meshtrust rotate finish mesh`",
             ),
         ),
         (
-            "an AWS Private CA issuer is refused, pointing at the manual procedure",
+            "an AWS Private CA issuer is refused, pointing at spec.rootRotation.awsPca",
             meshtrust(
                 json!({"spec": {"issuer": {"awsPca": {"arn": "arn:aws:acm-pca:eu-west-1:1:certificate-authority/x"}, "local": null}}}),
             ),
-            Some("AWS Private CA"),
+            Some("set spec.rootRotation.awsPca.arn"),
         ),
     ];
     for (case, mt, refusal) in cases {
@@ -142,6 +144,13 @@ fn which_rotations_can_be_finished() {
             "status": {"observedGeneration": observed, "rotation": {"phase": "Complete"}},
         })
     };
+    let done_to_aws = || {
+        json!({
+            "metadata": {"name": "mesh", "generation": 2},
+            "spec": {"rootRotation": {"awsPca": {"arn": ARN}}},
+            "status": {"observedGeneration": 2, "rotation": {"phase": "Complete"}},
+        })
+    };
     let cases: Vec<(&str, MeshTrust, Option<&str>)> = vec![
         (
             "a Complete rotation the controller reported on the latest spec can",
@@ -168,16 +177,35 @@ fn which_rotations_can_be_finished() {
         (
             "a rotation naming the issuer's own Secret has nothing to finish",
             meshtrust(json!({"spec": {"rootRotation": rotation("mesh-root")}})),
-            Some("already issues from meshtrust-system/mesh-root"),
+            Some("already issues from the root in Secret meshtrust-system/mesh-root;"),
+        ),
+        (
+            "a Complete rotation to an AWS Private CA closes onto it",
+            meshtrust(done_to_aws()),
+            None,
         ),
     ];
     for (case, mt, refusal) in cases {
         match (finish::closable(&mt), refusal) {
-            (Ok((old, new)), None) => {
+            (Ok(closing), None) => {
                 assert_eq!(
-                    (old.name.as_str(), new.name.as_str()),
-                    ("mesh-root", "mesh-root-2"),
+                    closing.old, "the root in Secret meshtrust-system/mesh-root",
                     "{case}"
+                );
+                let new = match (&closing.new_secret, &closing.new_ca) {
+                    (Some(r), None) => r.name.clone(),
+                    (None, Some(a)) => a.arn.clone(),
+                    other => panic!(
+                        "{case}: {} new issuers",
+                        [other.0.is_some(), other.1.is_some()]
+                            .iter()
+                            .filter(|x| **x)
+                            .count()
+                    ),
+                };
+                assert!(
+                    ["mesh-root-2", ARN].contains(&new.as_str()),
+                    "{case}: {new}"
                 );
             }
             (Err(e), Some(needle)) => {

@@ -8,8 +8,8 @@
 //! write every pair of clusters trusts the root the other's intermediate chains to; every
 //! trust file byte-contains the one before or is contained in it; no intermediate is issued
 //! by the new root while some istiod has not loaded both roots; the old root leaves no trust
-//! file while some istiod has not loaded both. Local → local, and local → AWS Private CA on
-//! the emulator (moto with the faithful patch).
+//! file while some istiod has not loaded both. Local → local, local → AWS Private CA, and one
+//! AWS Private CA → another on the emulator (moto with the faithful patch).
 #![allow(clippy::disallowed_methods)] // Tests poll with the wall clock.
 
 #[path = "service/harness.rs"]
@@ -105,7 +105,11 @@ fn members(fleet: &Fleet) -> Vec<(&'static str, meshtrust_testkit::apiserver::Cl
 
 /// Three enrolled clusters whose istiods have loaded the old root.
 fn enrolled_fleet() -> (Fleet, Vec<Agent>, Vec<Istiod>) {
-    let fleet = Fleet::new(&CLUSTERS);
+    enrolled(Fleet::new(&CLUSTERS))
+}
+
+/// `fleet`'s clusters enrolled, their istiods having loaded the first root.
+fn enrolled(fleet: Fleet) -> (Fleet, Vec<Agent>, Vec<Istiod>) {
     let agents: Vec<Agent> = CLUSTERS.iter().map(|c| fleet.agent(c, &[])).collect();
     let istiods: Vec<Istiod> = CLUSTERS
         .iter()
@@ -307,26 +311,7 @@ fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
     ));
     std::fs::write(fleet.setup.config(), config).unwrap();
     fleet.start_service_with_env(&AWS_TEST_ENV);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        let r = rotation(&fleet);
-        if r["phase"] == "complete" {
-            break r;
-        }
-        // The PCA was made a moment ago, and an intermediate's notBefore is never before
-        // its CA's: the hold counts from the CA's birth plus the usual backdating (5 min),
-        // which the clock skips.
-        if r["waiting_for"][0]["reason"] == "hold" && fleet.offset.get() == 0 {
-            fleet.move_clock(600);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rotation to AWS Private CA did not complete: {r}\nservice:\n{}\nagent c1:\n{}",
-            fleet.service.as_ref().unwrap().log(),
-            agents[0].log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = completed(&fleet, &agents, "to AWS Private CA");
     let new_fingerprint = status["to_root"].as_str().unwrap().to_string();
     assert_ne!(new_fingerprint, status["from_root"].as_str().unwrap());
     let new_pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
@@ -341,4 +326,93 @@ fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
     }
     let writes = check_history(&members(&fleet), &old, &new);
     assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
+}
+
+/// Waits for the rotation to complete, skipping the clock past a hold that counts from a
+/// just-created PCA's birth (an intermediate's notBefore is never before its CA's).
+fn completed(fleet: &Fleet, agents: &[Agent], what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = rotation(fleet);
+        if r["phase"] == "complete" {
+            return r;
+        }
+        if r["waiting_for"][0]["reason"] == "hold" && fleet.offset.get() == 0 {
+            fleet.move_clock(600);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rotation {what} did not complete: {r}\nservice:\n{}\nagent c1:\n{}",
+            fleet.service.as_ref().unwrap().log(),
+            agents[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_rotation_from_one_aws_private_ca_to_another_completes_on_the_emulator() {
+    let pca = Emulator::start(Flavor::Faithful);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    let second = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    // The service signs with the first PCA from the start (serving TLS from a certificate
+    // of the setup's root, which the agents pin).
+    let mut fleet = Fleet::new(&CLUSTERS);
+    fleet.stop_service();
+    let (cert, key) = harness::serving_certificate(&fleet.setup);
+    let config = std::fs::read_to_string(fleet.setup.config()).unwrap();
+    let local = format!(
+        "tls:\n  self_issued: [127.0.0.1, localhost]\nissuer:\n  root_dir: {}\n",
+        fleet.setup.path("root").display()
+    );
+    assert!(config.contains(&local), "{config}");
+    let on_pca = |arn: &str| {
+        format!(
+            "aws_pca_arn: {arn}\n    aws_region: us-east-1\n    aws_endpoint_url: {}\n",
+            pca.url
+        )
+    };
+    let config = config.replace(
+        &local,
+        &format!(
+            "tls:\n  cert_file: {cert}\n  key_file: {key}\nissuer:\n  {}",
+            on_pca(&first).replace("\n    ", "\n  ")
+        ),
+    );
+    std::fs::write(fleet.setup.config(), config).unwrap();
+    fleet.start_service_with_env(&AWS_TEST_ENV);
+    let (mut fleet, agents, _istiods) = enrolled(fleet);
+    let pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
+    let old = Certificate::all_from_pem("first PCA's root", pem.as_bytes()).unwrap()[0].clone();
+
+    fleet.stop_service();
+    let mut config = std::fs::read_to_string(fleet.setup.config()).unwrap();
+    config.push_str(&format!(
+        "rotation:\n  to:\n    {}  hold: 0s\n",
+        on_pca(&second)
+    ));
+    std::fs::write(fleet.setup.config(), config).unwrap();
+    fleet.start_service_with_env(&AWS_TEST_ENV);
+    let status = completed(&fleet, &agents, "from one PCA to another");
+
+    let pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
+    let new = Certificate::all_from_pem("second PCA's root", pem.as_bytes()).unwrap()[0].clone();
+    assert_ne!(new.fingerprint(), old.fingerprint());
+    assert_eq!(status["to_root"], wire_fingerprint(&new), "{status}");
+    assert_eq!(status["from_root"], wire_fingerprint(&old), "{status}");
+    for c in CLUSTERS {
+        assert_eq!(
+            fleet.verified(c),
+            new.fingerprint(),
+            "{c} chains to the second PCA's root"
+        );
+    }
+    let writes = check_history(&members(&fleet), &old, &new);
+    assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
+}
+
+/// A root's fingerprint as the service's API spells it (lowercase hex of the DER's SHA-256).
+fn wire_fingerprint(root: &Certificate) -> String {
+    meshtrust_ca::sha256_hex(root.der())
 }

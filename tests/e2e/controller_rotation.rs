@@ -6,8 +6,9 @@
 //!   early and every pair of clusters trusted each other after every write;
 //! - the preflight: a member whose istiod lacks `ISTIO_MULTIROOT_MESH=true` keeps the
 //!   rotation from starting, named with the Helm value, and nothing is written;
-//! - a rotation from the local root to an AWS Private CA (`spec.rootRotation.awsPca`) on the
-//!   faithful emulator, closed with `meshtrust rotate finish`.
+//! - rotations from the local root to an AWS Private CA, and from one PCA to another
+//!   (`spec.rootRotation.awsPca`), on the faithful emulator, each closed with `meshtrust
+//!   rotate finish`.
 
 // The suite waits on real processes: wall-clock deadlines are the point here.
 #![allow(clippy::disallowed_methods)]
@@ -187,25 +188,62 @@ fn a_member_whose_istiod_lacks_multiroot_mesh_keeps_the_rotation_from_starting()
     assert!(checked >= 9, "3 clusters × 3 phases, saw {checked} writes");
 }
 
+/// A fleet whose controller reaches the emulator, `issuer` (JSON) its MeshTrust's issuer.
+fn fleet_on(issuer: Value) -> Fleet {
+    let mut fleet = Fleet::new();
+    fleet.extra_env = AWS_TEST_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut mt = fleet.meshtrust();
+    mt["spec"]["issuer"] = issuer;
+    fleet.mgmt().seed(mt);
+    fleet.start("replica-a");
+    fleet.wait_for("every cluster Ready", all_ready);
+    fleet.play_istiod();
+    fleet
+}
+
+/// The PCA `arn` on `pca` as the spec names one.
+fn pca_spec(pca: &Emulator, arn: &str) -> Value {
+    json!({"arn": arn, "region": "us-east-1", "endpointUrl": pca.url})
+}
+
+/// The root `cluster`'s cacerts trusts (the one root outside a rotation).
+fn held_root(fleet: &Fleet, cluster: &str) -> Certificate {
+    let pem = decoded(&fleet.cacerts(cluster).unwrap(), "root-cert.pem");
+    Certificate::all_from_pem("root", pem.as_bytes()).unwrap()[0].clone()
+}
+
 #[test]
 fn a_rotation_from_the_local_root_to_aws_private_ca_completes_and_finishes_onto_it() {
     let pca = Emulator::start(Flavor::Faithful);
     let arn = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(pca.root_ca("EC_prime256v1", true));
-    let mut fleet = Fleet::new();
-    fleet.extra_env = AWS_TEST_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    fleet.start("replica-a");
-    fleet.wait_for("every cluster Ready", all_ready);
-    fleet.play_istiod();
+    let mut fleet =
+        fleet_on(json!({"local": {"secretRef": {"name": "mesh-root", "namespace": NS}}}));
     let old = certificate(&fleet, "mesh-root");
+    rotate_to_pca_and_finish(&mut fleet, &pca, &arn, &old);
+}
 
+#[test]
+fn a_rotation_from_one_aws_private_ca_to_another_completes_and_finishes_onto_it() {
+    let pca = Emulator::start(Flavor::Faithful);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    let second = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    let mut fleet = fleet_on(json!({"awsPca": pca_spec(&pca, &first)}));
+    let old = held_root(&fleet, "c1");
+    rotate_to_pca_and_finish(&mut fleet, &pca, &second, &old);
+}
+
+/// Rotates `fleet` (every member on `old`) to the PCA `arn`, checks every write and
+/// every bundle, then closes the rotation with `rotate finish`.
+fn rotate_to_pca_and_finish(fleet: &mut Fleet, pca: &Emulator, arn: &str, old: &Certificate) {
     let mut mt = fleet.meshtrust();
     mt["spec"]["rootRotation"] = json!({
-        "awsPca": {"arn": arn, "region": "us-east-1", "endpointUrl": pca.url},
+        "awsPca": pca_spec(pca, arn),
         "holdBeforeRemovingOldRoot": "1s"
     });
     mt["metadata"]["generation"] = json!(mt["metadata"]["generation"].as_i64().unwrap() + 1);
@@ -223,26 +261,25 @@ fn a_rotation_from_the_local_root_to_aws_private_ca_completes_and_finishes_onto_
         .to_string();
     fleet.advance_to(1);
     fleet.wait_rotated_to(&new_fp);
-    let new_pem = decoded(&fleet.cacerts("c1").unwrap(), "root-cert.pem");
-    let new = Certificate::all_from_pem("new root", new_pem.as_bytes()).unwrap()[0].clone();
+    let new = held_root(fleet, "c1");
     assert_ne!(new.fingerprint(), old.fingerprint());
     for c in MEMBERS {
         assert_bundle_independently_valid(&fleet.bundle_dir(c));
     }
-    let checked = check_history(&members(&fleet), &old, &new);
+    let checked = check_history(&members(fleet), old, &new);
     assert!(checked >= 9, "3 clusters × 3 phases, saw {checked} writes");
 
     // `rotate status` names the PCA; `rotate finish` moves the issuer onto it.
     let out = fleet.cli(&["rotate", "status", "mesh", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["new_ca_arn"], arn.as_str(), "{status}");
+    assert_eq!(status["new_ca_arn"], arn, "{status}");
     let out = fleet.cli(&["rotate", "finish", "mesh", "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let finished: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(finished["issuer_ca_arn"], arn.as_str(), "{finished}");
+    assert_eq!(finished["issuer_ca_arn"], arn, "{finished}");
     let spec = fleet.meshtrust()["spec"].clone();
-    assert_eq!(spec["issuer"]["awsPca"]["arn"], arn.as_str(), "{spec}");
+    assert_eq!(spec["issuer"]["awsPca"]["arn"], arn, "{spec}");
     assert!(
         spec["issuer"].get("local").is_none_or(Value::is_null),
         "{spec}"

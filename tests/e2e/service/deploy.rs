@@ -13,7 +13,7 @@ use std::time::Duration;
 use meshtrust_testkit::repo_root;
 use serde_json::Value;
 
-use super::faults::serving_certificate;
+use super::harness::serving_certificate;
 use super::harness::{ADMIN_TOKEN, Setup, curl, path_str};
 
 /// Every document of a manifest file, as JSON values.

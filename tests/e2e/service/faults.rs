@@ -17,7 +17,9 @@ use meshtrust_testkit::assert_bundle_independently_valid;
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
 use serde_json::Value;
 
-use super::harness::{POSTGRES_URL_VAR, Service, Setup, Store, curl, path_str};
+use super::harness::{
+    POSTGRES_URL_VAR, Service, Setup, Store, curl, path_str, serving_certificate,
+};
 use super::{assert_refused, cacerts, csr_for, enroll_body, inventory, post};
 
 fn enroll_path(cluster: &str) -> String {
@@ -295,65 +297,6 @@ fn a_store_that_goes_away_gets_a_clear_503_nothing_half_recorded_and_the_token_s
 
 // ---------------------------------------------------------------------------------------
 // 2. AWS Private CA refuses to sign.
-
-/// A serving certificate for 127.0.0.1 signed by the setup's root (the AWS issuer cannot
-/// self-issue one), leaf then root, so clients may pin the root by its fingerprint.
-pub(crate) fn serving_certificate(setup: &Setup) -> (String, String) {
-    let (cert, key, csr) = (
-        setup.path("tls.crt"),
-        setup.path("tls.key"),
-        setup.path("tls.csr"),
-    );
-    let ext = setup.path("tls.ext");
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let (ok, out) = meshtrust_testkit::openssl(args);
-        assert!(ok, "openssl {args:?}: {out}");
-    };
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &path_str(&key),
-        "-subj",
-        "/CN=127.0.0.1",
-        "-out",
-        &path_str(&csr),
-    ]);
-    let leaf = setup.path("leaf.pem");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &path_str(&csr),
-        "-CA",
-        &setup.root_cert(),
-        "-CAkey",
-        &path_str(&setup.path("root/root-key.pem")),
-        "-set_serial",
-        "7",
-        "-days",
-        "2",
-        "-extfile",
-        &path_str(&ext),
-        "-out",
-        &path_str(&leaf),
-    ]);
-    let chain = std::fs::read_to_string(&leaf).unwrap()
-        + &std::fs::read_to_string(setup.root_cert()).unwrap();
-    std::fs::write(&cert, chain).unwrap();
-    (path_str(&cert), path_str(&key))
-}
 
 /// Rewrites the setup's configuration: AWS Private CA `arn` on `pca` signs.
 fn use_aws_issuer(setup: &Setup, pca: &Emulator, arn: &str) {

@@ -74,7 +74,7 @@ fn each_phase_waits_until_every_istiod_has_loaded_the_previous_one() {
         certificate(&fleet, "mesh-root"),
         certificate(&fleet, "mesh-root-2"),
     );
-    fleet.start_rotation("mesh-root-2", Some("1s"));
+    fleet.start_rotation("mesh-root-2", None);
 
     // Phase 1 reaches every cacerts (c3's too: only its istiod lags), then the rotation
     // waits for c3's istiod, by name, and c3 is the one member not Ready.
@@ -114,7 +114,34 @@ fn each_phase_waits_until_every_istiod_has_loaded_the_previous_one() {
         fleet.meshtrust()["status"]["rotation"]
     );
 
-    // Released, the rotation runs through.
+    // Released, phase 2 runs through to the hold (24h).
+    fleet.istiods.lock().unwrap()[2].hold(false);
+    fleet.wait_for("the hold before phase 3", |mt| {
+        mt["status"]["rotation"]["phase"] == "HoldingOldRoot"
+    });
+    // Past the hold, phase 3 drops the old root everywhere, and Complete waits until every
+    // istiod has dropped it too: c3's is held back again.
+    fleet.istiods.lock().unwrap()[2].hold(true);
+    fleet.advance_to(2);
+    let last = fleet.wait_for("Complete waiting for c3's istiod", |mt| {
+        rotation_message(mt)
+            .starts_with("phase 3 of 3 (RemoveOldRoot) waits for istiod: cluster c3:")
+    });
+    assert_eq!(
+        last["status"]["rotation"]["phase"], "RemoveOldRoot",
+        "{}",
+        last["status"]["rotation"]
+    );
+    for c in MEMBERS {
+        let trust = decoded(&fleet.cacerts(c).unwrap(), "root-cert.pem");
+        assert_eq!(
+            rotation_history::roots_of(trust.as_bytes()),
+            vec![new.clone()],
+            "{c}"
+        );
+    }
+    let out = fleet.cli(&["rotate", "finish", "mesh"]);
+    assert_eq!(out.status.code(), Some(1), "finished early: {}", text(&out));
     fleet.istiods.lock().unwrap()[2].hold(false);
     fleet.wait_rotated_to(&root_fingerprint(&fleet, "mesh-root-2"));
     let checked = check_history(&members(&fleet), &old, &new);

@@ -144,14 +144,20 @@ async fn gated(
             blocked(ctx, spec, members, message, Reason::MultirootMeshOff, now)
         }
         Held::NotLoaded(waits) => {
+            // Complete is declared only once every istiod has dropped the old root: until
+            // then the rotation is still in phase 3.
+            let phase = match plan.phase {
+                RotationPhase::Complete => RotationPhase::RemoveOldRoot,
+                other => other,
+            };
             let message = format!(
                 "phase {} of 3 ({}) waits for istiod: {}",
-                plan.phase.number(),
-                plan.phase.as_str(),
+                phase.number(),
+                phase.as_str(),
                 gate::message(&waits)
             );
             let named: Vec<&str> = waits.iter().map(|w| w.cluster().as_str()).collect();
-            waiting_for_istiod(spec, members, plan, &named, message, now)
+            waiting_for_istiod(spec, members, phase, &named, message, now)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What a rotation round reports per cluster — pure: the status of every cluster when the
 //! round is blocked or holding the old root, and after a cluster's step.
 
-use meshtrust_ca::{BundleFiles, RotationPlan};
+use meshtrust_ca::{BundleFiles, RotationPhase, RotationPlan};
 use time::OffsetDateTime;
 
 use super::RotationRound;
@@ -97,13 +97,13 @@ pub(super) fn holding(
     }
 }
 
-/// A phase held until istiod has loaded the previous one in the clusters `named`: those are
+/// `phase` held until istiod has loaded the previous one in the clusters `named`: those are
 /// not Ready (istiod does not serve what `cacerts` holds), the others are; look again
 /// after [`ISTIOD_POLL`].
 pub(super) fn waiting_for_istiod(
     spec: &Spec,
     members: &[Member<'_>],
-    plan: &RotationPlan,
+    phase: RotationPhase,
     named: &[&str],
     message: String,
     now: OffsetDateTime,
@@ -138,7 +138,7 @@ pub(super) fn waiting_for_istiod(
         })
         .collect();
     RotationRound::InProgress {
-        phase: plan.phase.as_str(),
+        phase: phase.as_str(),
         message,
         outcomes,
         next: RotationNext::At(now + ISTIOD_POLL),

@@ -10,6 +10,9 @@
 #[path = "service/harness.rs"]
 #[allow(dead_code)] // This suite uses part of the harness.
 mod harness;
+#[path = "service/sa_issuer.rs"]
+#[allow(dead_code)] // Each suite uses part of the issuer.
+mod sa_issuer;
 
 #[path = "agent/fleet.rs"]
 mod fleet;
@@ -608,4 +611,91 @@ fn of_two_replicas_only_the_leader_works_and_the_other_takes_over_when_it_is_kil
         (1, 1),
         "one enrollment, one renewal"
     );
+}
+
+#[test]
+fn an_agent_enrolls_with_its_projected_service_account_token_read_afresh_after_a_refusal() {
+    // c1's service-account issuer (EKS-like, RS256), its keys given to the service as a
+    // JWKS file.
+    let jwks = tempfile::tempdir().unwrap();
+    let member = sa_issuer::Member {
+        name: "c1",
+        issuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/7D2E9A1F0C3B",
+        key: sa_issuer::SigningKey::rsa(),
+    };
+    let fleet = Fleet::configured(
+        &["c1"],
+        &format!("clusters:\n{}", member.config(jwks.path())),
+    );
+    // The kubelet's projection holds a token that expired an hour ago: refused, and the
+    // agent retries, reading the file again each time.
+    let token_file = fleet.work.path().join("c1.sa-token");
+    let stale = sa_issuer::projected(
+        member.issuer,
+        sa_issuer::SUBJECT,
+        sa_issuer::service_now(&fleet.setup) - time::Duration::hours(2),
+    );
+    std::fs::write(&token_file, member.key.sign(&stale)).unwrap();
+    let path = token_file.display().to_string();
+    let agent = fleet.agent_with(
+        "c1",
+        "agent-c1",
+        ["--service-account-token-file", &path],
+        &[],
+    );
+    let refused = eventually("the stale token refused", 30, || {
+        fleet
+            .setup
+            .audit()
+            .into_iter()
+            .find(|l| l["action"] == "enroll" && l["result"] == "refused")
+    });
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sa_token_expired")),
+        "{refused}"
+    );
+    assert!(cacerts(&fleet.cluster("c1")).is_none());
+    eventually("the agent to say why", 30, || {
+        agent
+            .log()
+            .contains("refused enrolling cluster c1 (401 sa_token_expired)")
+            .then_some(())
+    });
+    // The kubelet rotates the projected token: the next attempt enrolls with it.
+    let fresh = member.token(&fleet.setup);
+    std::fs::write(&token_file, &fresh).unwrap();
+    let secret = fleet.written("c1", "");
+    let root = fleet.verified("c1");
+    assert_eq!(root, fleet.setup.fingerprint());
+    assert_eq!(
+        fleet.entry("c1")["serial"].as_str(),
+        Some(serial(&secret).as_str())
+    );
+    let enrolled: Vec<Value> = fleet
+        .setup
+        .audit()
+        .into_iter()
+        .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
+        .collect();
+    assert_eq!(enrolled.len(), 1, "{enrolled:?}");
+    assert_eq!(
+        enrolled[0]["principal"],
+        format!("{} of cluster c1", sa_issuer::SUBJECT)
+    );
+    // The tokens are credentials: in no log, the service's or the agent's.
+    let requests = std::fs::read_to_string(fleet.setup.path("requests.log")).unwrap();
+    let audit = std::fs::read_to_string(fleet.setup.path("audit.log")).unwrap();
+    for token in [member.key.sign(&stale), fresh] {
+        let signature = token.rsplit('.').next().unwrap().to_string();
+        for (what, text) in [
+            ("request log", &requests),
+            ("audit log", &audit),
+            ("service log", &fleet.service.as_ref().unwrap().log()),
+            ("agent log", &agent.log()),
+        ] {
+            assert!(!text.contains(&signature), "a token in the {what}");
+        }
+    }
 }

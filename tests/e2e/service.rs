@@ -11,6 +11,9 @@
 #[path = "service/harness.rs"]
 #[allow(dead_code)] // Each suite uses part of the harness.
 mod harness;
+#[path = "service/sa_issuer.rs"]
+#[allow(dead_code)] // Each suite uses part of the issuer.
+mod sa_issuer;
 
 /// Two tests for each case fn (taking the store): `<case>::sqlite` and `<case>::postgres`.
 macro_rules! on_both_stores {

@@ -107,8 +107,16 @@ impl Fleet {
     /// A service on a fixed loopback port (so that it can be restarted where the agents
     /// look for it) and `clusters`, each with istio-system and a ready istiod.
     pub fn new(clusters: &[&str]) -> Fleet {
+        Fleet::configured(clusters, "")
+    }
+
+    /// As [`Fleet::new`], with `extra` YAML in the service's configuration (e.g. `clusters:`).
+    pub fn configured(clusters: &[&str], extra: &str) -> Fleet {
         // The tests poll the inventory; the admin's rate limit is not what they test.
-        let setup = Setup::new(None, "limits:\n  requests_per_minute: 100000\n");
+        let setup = Setup::new(
+            None,
+            &format!("limits:\n  requests_per_minute: 100000\n{extra}"),
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -177,7 +185,19 @@ impl Fleet {
 
     /// Starts a replica of `cluster`'s agent with Lease identity `identity`.
     pub fn agent_as(&self, cluster: &str, identity: &str, extra: &[&str]) -> Agent {
-        let token = self.token_file(cluster);
+        let token = self.token_file(cluster).display().to_string();
+        self.agent_with(cluster, identity, ["--token-file", &token], extra)
+    }
+
+    /// Starts a replica of `cluster`'s agent enrolling with `credential` (a flag and a
+    /// file: `--token-file` or `--service-account-token-file`).
+    pub fn agent_with(
+        &self,
+        cluster: &str,
+        identity: &str,
+        credential: [&str; 2],
+        extra: &[&str],
+    ) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info,kube=warn")
@@ -189,8 +209,8 @@ impl Fleet {
                 &self.url,
                 "--server-ca",
                 &self.setup.root_cert(),
-                "--token-file",
-                &token.display().to_string(),
+                credential[0],
+                credential[1],
                 "--kubeconfig",
                 &self.harness.kubeconfig_path().display().to_string(),
                 "--context",

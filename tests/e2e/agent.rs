@@ -25,6 +25,16 @@ use meshtrust_testkit::apiserver::{Fault, FaultRule};
 use meshtrust_testkit::{assert_bundle_independently_valid, export_secret, text};
 use serde_json::{Value, json};
 
+/// The audit log's successful enrollments.
+fn enrollments(fleet: &Fleet) -> Vec<Value> {
+    fleet
+        .setup
+        .audit()
+        .into_iter()
+        .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
+        .collect()
+}
+
 #[test]
 fn three_agents_enroll_their_clusters_from_one_root_and_no_key_reaches_the_service() {
     let fleet = Fleet::new(&["c1", "c2", "c3"]);
@@ -92,12 +102,7 @@ fn three_agents_enroll_their_clusters_from_one_root_and_no_key_reaches_the_servi
         );
     }
     // The audit log has one enrollment per cluster, by token.
-    let enrolled: Vec<Value> = fleet
-        .setup
-        .audit()
-        .into_iter()
-        .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
-        .collect();
+    let enrolled = enrollments(&fleet);
     assert_eq!(enrolled.len(), 3, "{enrolled:?}");
     // Metrics: leading, reachable, and time left until the intermediate expires.
     for agent in &agents {
@@ -673,12 +678,7 @@ fn an_agent_enrolls_with_its_projected_service_account_token_read_afresh_after_a
         fleet.entry("c1")["serial"].as_str(),
         Some(serial(&secret).as_str())
     );
-    let enrolled: Vec<Value> = fleet
-        .setup
-        .audit()
-        .into_iter()
-        .filter(|l| l["action"] == "enroll" && l["result"] == "ok")
-        .collect();
+    let enrolled = enrollments(&fleet);
     assert_eq!(enrolled.len(), 1, "{enrolled:?}");
     assert_eq!(
         enrolled[0]["principal"],

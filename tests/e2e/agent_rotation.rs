@@ -298,9 +298,7 @@ fn a_cluster_whose_istiod_lacks_multiroot_mesh_keeps_the_rotation_from_starting(
 #[test]
 fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
     let pca = Emulator::start(Flavor::Faithful);
-    let arn = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(pca.root_ca("EC_prime256v1", true));
+    let arn = pca.p256_roots(1).remove(0);
     let (mut fleet, agents, _istiods) = enrolled_fleet();
     let old = old_root(&fleet);
     fleet.stop_service();
@@ -353,9 +351,7 @@ fn completed(fleet: &Fleet, agents: &[Agent], what: &str) -> Value {
 #[test]
 fn a_rotation_from_one_aws_private_ca_to_another_completes_on_the_emulator() {
     let pca = Emulator::start(Flavor::Faithful);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let first = runtime.block_on(pca.root_ca("EC_prime256v1", true));
-    let second = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    let [first, second]: [String; 2] = pca.p256_roots(2).try_into().unwrap();
     // The service signs with the first PCA from the start (serving TLS from a certificate
     // of the setup's root, which the agents pin).
     let mut fleet = Fleet::new(&CLUSTERS);

@@ -245,9 +245,7 @@ fn held_root(fleet: &Fleet, cluster: &str) -> Certificate {
 #[test]
 fn a_rotation_from_the_local_root_to_aws_private_ca_completes_and_finishes_onto_it() {
     let pca = Emulator::start(Flavor::Faithful);
-    let arn = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(pca.root_ca("EC_prime256v1", true));
+    let arn = pca.p256_roots(1).remove(0);
     let mut fleet =
         fleet_on(json!({"local": {"secretRef": {"name": "mesh-root", "namespace": NS}}}));
     let old = certificate(&fleet, "mesh-root");
@@ -257,9 +255,7 @@ fn a_rotation_from_the_local_root_to_aws_private_ca_completes_and_finishes_onto_
 #[test]
 fn a_rotation_from_one_aws_private_ca_to_another_completes_and_finishes_onto_it() {
     let pca = Emulator::start(Flavor::Faithful);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let first = runtime.block_on(pca.root_ca("EC_prime256v1", true));
-    let second = runtime.block_on(pca.root_ca("EC_prime256v1", true));
+    let [first, second]: [String; 2] = pca.p256_roots(2).try_into().unwrap();
     let mut fleet = fleet_on(json!({"awsPca": pca_spec(&pca, &first)}));
     let old = held_root(&fleet, "c1");
     rotate_to_pca_and_finish(&mut fleet, &pca, &second, &old);

@@ -127,6 +127,14 @@ impl Emulator {
         Client::from_conf(config)
     }
 
+    /// `n` active P-256 root CAs, made from a synchronous test; their ARNs.
+    pub fn p256_roots(&self, n: usize) -> Vec<String> {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        (0..n)
+            .map(|_| runtime.block_on(self.root_ca("EC_prime256v1", true)))
+            .collect()
+    }
+
     /// Creates a root CA (`EC_prime256v1`, `RSA_2048`, …) and, when `activate`, installs
     /// its self-signed certificate the way AWS documents: GetCertificateAuthorityCsr →
     /// IssueCertificate with `RootCACertificate/V1` → GetCertificate →

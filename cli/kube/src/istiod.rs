@@ -4,7 +4,7 @@
 //! and the controller (each member, during a root rotation).
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Container};
 use kube::{Api, Client};
 use meshtrust_ca::{IstiodState, TrustBundle};
 use meshtrust_issuer::server::api::IstiodSettings;
@@ -81,18 +81,23 @@ pub async fn read_istiod(client: &Client, namespace: &str, deployment: &str) -> 
     })
 }
 
-/// istiod's rotation settings, from the `discovery` container (or the only one).
-pub fn settings(deployment: &Deployment) -> IstiodSettings {
+/// istiod's container in its Deployment: `discovery`, or else the first one.
+pub fn discovery_container(deployment: &Deployment) -> Option<&Container> {
     let containers = deployment
         .spec
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .map(|p| p.containers.as_slice())
         .unwrap_or_default();
-    let discovery = containers
+    containers
         .iter()
         .find(|c| c.name == "discovery")
-        .or(containers.first());
+        .or(containers.first())
+}
+
+/// istiod's rotation settings, from the `discovery` container (or the only one).
+pub fn settings(deployment: &Deployment) -> IstiodSettings {
+    let discovery = discovery_container(deployment);
     let env = |name: &str| {
         discovery
             .and_then(|c| c.env.as_ref())

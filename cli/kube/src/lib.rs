@@ -4,7 +4,8 @@
 //! `bootstrap`/`push` and the controller: reaching clusters ([`Access`], a kubeconfig kept
 //! in a Secret), the `cacerts` Secret ([`cacerts_secret`], [`bundle_files`]), the pure
 //! per-cluster [`plan`], its delivery with preconditions ([`observe`], [`apply`]), what
-//! istiod runs with and has loaded ([`read_istiod`]), and leader election over a Lease ([`leader`]) for the controller and the agent.
+//! istiod runs with and has loaded ([`read_istiod`]), and leader election over a Lease
+//! ([`leader`]) for the controller and the agent.
 //!
 //! Nothing here parses arguments, prints, or assumes a command line: errors are [`Error`]
 //! values that say what happened; the caller adds what to do about it.
@@ -37,7 +38,9 @@ pub use access::{Access, client_from_kubeconfig};
 pub use budget::{DEFAULT_CLUSTER_BUDGET, within};
 pub use deliver::{Applied, NETWORK_LABEL, Observed, apply, observe, write};
 pub use error::{Error, Result, api_message, is_conflict, is_not_found};
-pub use istiod::{ISTIO_ROOT_CONFIGMAP, ISTIOD_DEPLOYMENT, Istiod, read_istiod, settings};
+pub use istiod::{
+    ISTIO_ROOT_CONFIGMAP, ISTIOD_DEPLOYMENT, Istiod, discovery_container, read_istiod, settings,
+};
 pub use plan::{Action, Desired, Existing, plan};
 pub use retry::{RetryPolicy, RetrySettings};
 pub use secret::{

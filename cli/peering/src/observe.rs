@@ -271,17 +271,7 @@ fn eastwest_selector() -> String {
 
 /// The environment of istiod's `discovery` container (or its first container).
 fn discovery_env(d: &Deployment) -> BTreeMap<String, String> {
-    let containers = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    let container = containers
-        .iter()
-        .find(|c| c.name == "discovery")
-        .or_else(|| containers.first());
-    container
+    meshtrust_kube::discovery_container(d)
         .and_then(|c| c.env.as_ref())
         .map(|env| {
             env.iter()

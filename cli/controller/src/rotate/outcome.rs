@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::RotationRound;
 use super::gate::ISTIOD_POLL;
 use crate::context::Context;
-use crate::crd::{ClusterStatus, Condition, ConditionStatus, set_condition, timestamp};
+use crate::crd::{ClusterStatus, Condition, set_condition, timestamp};
 use crate::decide::{Outcome, describe};
 use crate::members::Member;
 use crate::reason::Reason;
@@ -25,25 +25,10 @@ pub(super) fn blocked(
 ) -> RotationRound {
     let outcomes = members
         .iter()
-        .map(|m| {
-            let mut status = as_held(m, spec, now);
-            set_condition(
-                &mut status.conditions,
-                Condition::ready(
-                    false,
-                    reason.as_str(),
-                    message.clone(),
-                    now,
-                    spec.generation,
-                ),
-            );
-            Outcome {
-                status,
-                next: Some(now + ctx.backoff.base),
-                ready: None,
-                failure: None,
-                events: Vec::new(),
-            }
+        .map(|m| Outcome {
+            next: Some(now + ctx.backoff.base),
+            ready: None,
+            ..held_outcome(m, spec, (false, reason), &message, now)
         })
         .collect();
     RotationRound::InProgress {
@@ -68,26 +53,7 @@ pub(super) fn holding(
     );
     let outcomes = members
         .iter()
-        .map(|m| {
-            let mut status = as_held(m, spec, now);
-            set_condition(
-                &mut status.conditions,
-                Condition::ready(
-                    true,
-                    Reason::Ready.as_str(),
-                    message.clone(),
-                    now,
-                    spec.generation,
-                ),
-            );
-            Outcome {
-                status,
-                next: None,
-                ready: Some(ConditionStatus::True),
-                failure: None,
-                events: Vec::new(),
-            }
-        })
+        .map(|m| held_outcome(m, spec, (true, Reason::Ready), &message, now))
         .collect();
     RotationRound::InProgress {
         phase: "HoldingOldRoot",
@@ -111,30 +77,11 @@ pub(super) fn waiting_for_istiod(
     let outcomes = members
         .iter()
         .map(|m| {
-            let mut status = as_held(m, spec, now);
-            let waits = named.contains(&m.name.as_str());
-            let reason = if waits {
-                Reason::IstiodNotLoaded
-            } else {
-                Reason::Ready
+            let ready = match named.contains(&m.name.as_str()) {
+                true => (false, Reason::IstiodNotLoaded),
+                false => (true, Reason::Ready),
             };
-            set_condition(
-                &mut status.conditions,
-                Condition::ready(
-                    !waits,
-                    reason.as_str(),
-                    message.clone(),
-                    now,
-                    spec.generation,
-                ),
-            );
-            Outcome {
-                status,
-                next: None,
-                ready: Some((!waits).into()),
-                failure: None,
-                events: Vec::new(),
-            }
+            held_outcome(m, spec, ready, &message, now)
         })
         .collect();
     RotationRound::InProgress {
@@ -176,6 +123,35 @@ pub(super) fn written_outcome(
         next: None,
         ready: Some(ready.into()),
         failure,
+        events: Vec::new(),
+    }
+}
+
+/// The outcome of a cluster nothing is written to this round: its status as held, Ready
+/// (`ready.0`) for `ready.1` with `message`.
+fn held_outcome(
+    m: &Member<'_>,
+    spec: &Spec,
+    ready: (bool, Reason),
+    message: &str,
+    now: OffsetDateTime,
+) -> Outcome {
+    let mut status = as_held(m, spec, now);
+    set_condition(
+        &mut status.conditions,
+        Condition::ready(
+            ready.0,
+            ready.1.as_str(),
+            message.to_string(),
+            now,
+            spec.generation,
+        ),
+    );
+    Outcome {
+        status,
+        next: None,
+        ready: Some(ready.0.into()),
+        failure: None,
         events: Vec::new(),
     }
 }

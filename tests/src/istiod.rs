@@ -40,6 +40,16 @@ pub fn install_istiod(cluster: &Cluster, multiroot: bool) {
     }));
 }
 
+/// istiod's Deployment with ISTIO_MULTIROOT_MESH=true, unless one is there already.
+fn install_unless_installed(cluster: &Cluster) {
+    if cluster
+        .get("apps/v1", "Deployment", Some(ISTIO_NS), "istiod")
+        .is_none()
+    {
+        install_istiod(cluster, true);
+    }
+}
+
 /// The `cacerts` Secret of `cluster`, if any.
 pub fn cacerts(cluster: &Cluster) -> Option<Value> {
     cluster.get("v1", "Secret", Some(ISTIO_NS), "cacerts")
@@ -89,8 +99,12 @@ pub struct Istiod {
 }
 
 impl Istiod {
-    /// Starts playing istiod in `cluster`.
+    /// Starts playing istiod in `cluster`: when it holds `cacerts` already, its Deployment
+    /// is there when this returns.
     pub fn start(cluster: Cluster, delay: Duration) -> Istiod {
+        if cacerts(&cluster).is_some() {
+            install_unless_installed(&cluster);
+        }
         let held = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (h, s) = (held.clone(), stop.clone());
@@ -102,12 +116,7 @@ impl Istiod {
                     continue;
                 };
                 // Installed once cacerts exists (as Istio's plug-in CA install goes).
-                if cluster
-                    .get("apps/v1", "Deployment", Some(ISTIO_NS), "istiod")
-                    .is_none()
-                {
-                    install_istiod(&cluster, true);
-                }
+                install_unless_installed(&cluster);
                 let root = decoded(&secret, "root-cert.pem");
                 if published(&cluster).as_deref() == Some(root.as_str()) {
                     seen = None;

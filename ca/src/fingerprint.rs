@@ -13,6 +13,16 @@ pub fn certificate_fingerprint(der: &[u8]) -> String {
     colon_separated(&hex::encode_upper(digest::digest(&digest::SHA256, der)))
 }
 
+/// The first 16 hex digits of each fingerprint, comma-separated, as the inventory shows
+/// them.
+pub fn short_fingerprints(fingerprints: &[String]) -> String {
+    fingerprints
+        .iter()
+        .map(|r| &r[..r.len().min(16)])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `abcdef` as `ab:cd:ef`: hex digits, two by two.
 pub(crate) fn colon_separated(hex_digits: &str) -> String {
     let mut out = String::with_capacity(hex_digits.len() * 3 / 2);

@@ -58,7 +58,7 @@ pub use cert::{CertInfo, Certificate};
 pub use cluster::ClusterName;
 pub use csr_check::{CsrInfo, csr_matches};
 pub use error::{Error, Result};
-pub use fingerprint::{certificate_fingerprint, sha256_hex};
+pub use fingerprint::{certificate_fingerprint, sha256_hex, short_fingerprints};
 pub use intermediate::{
     Csr, ISTIOD_DNS_NAME, IntermediateParams, IntermediateProfile, SignedIntermediate,
     validity_window,
@@ -71,7 +71,7 @@ pub use rotation::{
     BlockReason, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction, IstiodState,
     IstiodWait, MULTIROOT_MESH, MULTIROOT_MESH_HELM, RotationBlocked, RotationPhase, RotationPlan,
     RotationRoot, istiod_loaded, istiod_wait, multiroot_on, mutual_trust_ok, old_root_hold_until,
-    plan_rotation, plan_step, shared_root_pairs_ok,
+    phase_while_held, plan_rotation, plan_step, shared_root_pairs_ok,
 };
 pub use trust::{TrustBundle, is_byte_superset};
 pub use verify::{BundleReport, Finding, Problem, Severity, VerifyOptions, verify_bundle};

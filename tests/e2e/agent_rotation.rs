@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use fleet::*;
 use meshtrust_ca::Certificate;
+use meshtrust_issuer::server::wire;
 use meshtrust_testkit::aws::{AWS_TEST_ENV, Emulator, Flavor};
 use meshtrust_testkit::istiod::Istiod;
-use rotation_history::{check_history, roots_of};
+use rotation_history::{check_history, held_root, roots_of};
 use serde_json::Value;
 
 const CLUSTERS: [&str; 3] = ["c1", "c2", "c3"];
@@ -312,17 +313,22 @@ fn a_rotation_from_a_local_root_to_aws_private_ca_completes_on_the_emulator() {
     let status = completed(&fleet, &agents, "to AWS Private CA");
     let new_fingerprint = status["to_root"].as_str().unwrap().to_string();
     assert_ne!(new_fingerprint, status["from_root"].as_str().unwrap());
-    let new_pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
-    let new = Certificate::all_from_pem("new root", new_pem.as_bytes()).unwrap()[0].clone();
+    let new = held_root(&fleet.cluster("c1"));
     assert_eq!(new.subject(), "O=Acme, CN=Acme Mesh Root", "the PCA's root");
+    assert_rotated(&fleet, &old, &new);
+}
+
+/// Every cluster chains to `new` alone (openssl, webpki, `meshtrust verify`), and every
+/// write of the rotation from `old` kept the rules.
+fn assert_rotated(fleet: &Fleet, old: &Certificate, new: &Certificate) {
     for c in CLUSTERS {
         assert_eq!(
             fleet.verified(c),
             new.fingerprint(),
-            "{c} chains to the PCA's root"
+            "{c} chains to the new root"
         );
     }
-    let writes = check_history(&members(&fleet), &old, &new);
+    let writes = check_history(&members(fleet), old, new);
     assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
 }
 
@@ -379,8 +385,7 @@ fn a_rotation_from_one_aws_private_ca_to_another_completes_on_the_emulator() {
     std::fs::write(fleet.setup.config(), config).unwrap();
     fleet.start_service_with_env(&AWS_TEST_ENV);
     let (mut fleet, agents, _istiods) = enrolled(fleet);
-    let pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
-    let old = Certificate::all_from_pem("first PCA's root", pem.as_bytes()).unwrap()[0].clone();
+    let old = held_root(&fleet.cluster("c1"));
 
     fleet.stop_service();
     let mut config = std::fs::read_to_string(fleet.setup.config()).unwrap();
@@ -392,23 +397,9 @@ fn a_rotation_from_one_aws_private_ca_to_another_completes_on_the_emulator() {
     fleet.start_service_with_env(&AWS_TEST_ENV);
     let status = completed(&fleet, &agents, "from one PCA to another");
 
-    let pem = decoded(&cacerts(&fleet.cluster("c1")).unwrap(), "root-cert.pem");
-    let new = Certificate::all_from_pem("second PCA's root", pem.as_bytes()).unwrap()[0].clone();
+    let new = held_root(&fleet.cluster("c1"));
     assert_ne!(new.fingerprint(), old.fingerprint());
-    assert_eq!(status["to_root"], wire_fingerprint(&new), "{status}");
-    assert_eq!(status["from_root"], wire_fingerprint(&old), "{status}");
-    for c in CLUSTERS {
-        assert_eq!(
-            fleet.verified(c),
-            new.fingerprint(),
-            "{c} chains to the second PCA's root"
-        );
-    }
-    let writes = check_history(&members(&fleet), &old, &new);
-    assert!(writes >= 3 * CLUSTERS.len(), "{writes} rotation writes");
-}
-
-/// A root's fingerprint as the service's API spells it (lowercase hex of the DER's SHA-256).
-fn wire_fingerprint(root: &Certificate) -> String {
-    meshtrust_ca::sha256_hex(root.der())
+    assert_eq!(status["to_root"], wire::fingerprint(&new), "{status}");
+    assert_eq!(status["from_root"], wire::fingerprint(&old), "{status}");
+    assert_rotated(&fleet, &old, &new);
 }

@@ -26,7 +26,7 @@ use fleet::*;
 
 #[path = "rotation_history.rs"]
 mod rotation_history;
-use rotation_history::check_history;
+use rotation_history::{check_history, held_root};
 
 fn members(fleet: &Fleet) -> Vec<(&'static str, Cluster)> {
     MEMBERS
@@ -236,12 +236,6 @@ fn pca_spec(pca: &Emulator, arn: &str) -> Value {
     json!({"arn": arn, "region": "us-east-1", "endpointUrl": pca.url})
 }
 
-/// The root `cluster`'s cacerts trusts (the one root outside a rotation).
-fn held_root(fleet: &Fleet, cluster: &str) -> Certificate {
-    let pem = decoded(&fleet.cacerts(cluster).unwrap(), "root-cert.pem");
-    Certificate::all_from_pem("root", pem.as_bytes()).unwrap()[0].clone()
-}
-
 #[test]
 fn a_rotation_from_the_local_root_to_aws_private_ca_completes_and_finishes_onto_it() {
     let pca = Emulator::start(Flavor::Faithful);
@@ -257,7 +251,7 @@ fn a_rotation_from_one_aws_private_ca_to_another_completes_and_finishes_onto_it(
     let pca = Emulator::start(Flavor::Faithful);
     let [first, second]: [String; 2] = pca.p256_roots(2).try_into().unwrap();
     let mut fleet = fleet_on(json!({"awsPca": pca_spec(&pca, &first)}));
-    let old = held_root(&fleet, "c1");
+    let old = held_root(&fleet.harness.cluster("c1"));
     rotate_to_pca_and_finish(&mut fleet, &pca, &second, &old);
 }
 
@@ -284,7 +278,7 @@ fn rotate_to_pca_and_finish(fleet: &mut Fleet, pca: &Emulator, arn: &str, old: &
         .to_string();
     fleet.advance_to(1);
     fleet.wait_rotated_to(&new_fp);
-    let new = held_root(fleet, "c1");
+    let new = held_root(&fleet.harness.cluster("c1"));
     assert_ne!(new.fingerprint(), old.fingerprint());
     for c in MEMBERS {
         assert_bundle_independently_valid(&fleet.bundle_dir(c));

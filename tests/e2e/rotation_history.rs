@@ -11,7 +11,7 @@ use std::time::Instant;
 use meshtrust_ca::{Certificate, TrustBundle};
 use meshtrust_testkit::apiserver::Cluster;
 use meshtrust_testkit::crash::unb64;
-use meshtrust_testkit::istiod::ISTIO_NS as NS;
+use meshtrust_testkit::istiod::{ISTIO_NS as NS, cacerts, decoded};
 use serde_json::Value;
 
 /// One stored version of an object: when, which cluster, what.
@@ -124,4 +124,13 @@ pub fn check_history(clusters: &[(&str, Cluster)], old: &Certificate, new: &Cert
         }
     }
     writes
+}
+
+/// The first root `cluster`'s `cacerts` trusts (its only one outside a rotation).
+pub fn held_root(cluster: &Cluster) -> Certificate {
+    let pem = decoded(&cacerts(cluster).expect("cacerts"), "root-cert.pem");
+    roots_of(pem.as_bytes())
+        .into_iter()
+        .next()
+        .expect("a root in root-cert.pem")
 }

@@ -15,6 +15,7 @@ use std::fmt;
 
 use super::RotationPhase;
 use crate::cluster::ClusterName;
+use crate::fingerprint::short_fingerprints;
 
 /// The istiod setting a rotation needs.
 pub const MULTIROOT_MESH: &str = "ISTIO_MULTIROOT_MESH";
@@ -94,25 +95,28 @@ impl fmt::Display for IstiodWait {
             } => {
                 let shown = match published {
                     None => "publishes no istio-ca-root-cert".to_string(),
-                    Some(roots) => format!("publishes [{}] in istio-ca-root-cert", list(roots)),
+                    Some(roots) => format!(
+                        "publishes [{}] in istio-ca-root-cert",
+                        short_fingerprints(roots)
+                    ),
                 };
                 write!(
                     f,
                     "cluster {cluster}: istiod {shown}, not yet the roots its cacerts holds ([{}]); the next step waits until istiod has loaded them (cacerts being written is not enough). If this lasts, check istiod's log, or restart it",
-                    list(held)
+                    short_fingerprints(held)
                 )
             }
         }
     }
 }
 
-/// The first 16 hex digits of each fingerprint, as the inventory shows them.
-fn list(roots: &[String]) -> String {
-    roots
-        .iter()
-        .map(|r| &r[..r.len().min(16)])
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The phase a rotation is in while the gate of `phase` is shut: Complete is declared only
+/// once every istiod has loaded the new root alone, so until then it is still RemoveOldRoot.
+pub fn phase_while_held(phase: RotationPhase) -> RotationPhase {
+    match phase {
+        RotationPhase::Complete => RotationPhase::RemoveOldRoot,
+        other => other,
+    }
 }
 
 /// Whether istiod has loaded what `cacerts` holds: the roots it publishes are exactly
@@ -227,6 +231,21 @@ mod tests {
             istiod_wait(RotationPhase::RemoveOldRoot, &c1(), &off_but_loaded, &held),
             None
         );
+    }
+
+    #[test]
+    fn a_held_complete_is_still_phase_3_and_other_phases_stay() {
+        assert_eq!(
+            phase_while_held(RotationPhase::Complete),
+            RotationPhase::RemoveOldRoot
+        );
+        for p in [
+            RotationPhase::AddNewRoot,
+            RotationPhase::ReissueIntermediates,
+            RotationPhase::RemoveOldRoot,
+        ] {
+            assert_eq!(phase_while_held(p), p);
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod stage;
 pub use cluster_trust::{ClusterTrust, mutual_trust_ok, shared_root_pairs_ok};
 pub use istiod::{
     IstiodState, IstiodWait, MULTIROOT_MESH, MULTIROOT_MESH_HELM, istiod_loaded, istiod_wait,
-    multiroot_on,
+    multiroot_on, phase_while_held,
 };
 pub use plan::{
     BlockReason, ClusterStep, ClusterWrite, IntermediateAction, RotationBlocked, RotationPhase,

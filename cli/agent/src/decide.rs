@@ -1,7 +1,7 @@
 //! The agent's one decision, pure: given what `cacerts` and the pending Secret hold, what
 //! the service last said the cluster should hold, and the time, what to do now.
 
-use meshtrust_ca::{RenewalPolicy, sha256_hex};
+use meshtrust_ca::{RenewalPolicy, sha256_hex, short_fingerprints};
 use meshtrust_issuer::server::api::DesiredCacerts;
 use time::{Duration, OffsetDateTime};
 
@@ -122,8 +122,8 @@ fn follow(bundle: &Bundle, expected: &Expected) -> Option<Step> {
         return Some(Step::Renew {
             reason: format!(
                 "the service reissues the intermediate under the roots [{}] (cacerts holds [{}])",
-                short(&expected.roots),
-                short(&bundle.roots)
+                short_fingerprints(&expected.roots),
+                short_fingerprints(&bundle.roots)
             ),
         });
     }
@@ -132,8 +132,8 @@ fn follow(bundle: &Bundle, expected: &Expected) -> Option<Step> {
             trust_pem: desired.trust_bundle_pem.clone(),
             reason: format!(
                 "the service's trust file holds the roots [{}]; cacerts holds [{}]",
-                short(&expected.roots),
-                short(&bundle.roots)
+                short_fingerprints(&expected.roots),
+                short_fingerprints(&bundle.roots)
             ),
         });
     }
@@ -199,14 +199,6 @@ pub fn jitter(
     let digest = sha256_hex(serial.as_bytes());
     let draw = u64::from_str_radix(&digest[..15], 16).unwrap_or(0);
     Duration::seconds((draw % seconds as u64) as i64)
-}
-
-fn short(roots: &[String]) -> String {
-    roots
-        .iter()
-        .map(|r| &r[..r.len().min(16)])
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

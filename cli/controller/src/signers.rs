@@ -188,7 +188,7 @@ fn only_root(roots: &TrustBundle, issuer: &dyn Issuer, field: &str) -> Result<Ce
         all => Err(crate::crd::FieldError::new(
             field,
             format!(
-                "{} signs under {} roots; a root rotation goes from one root to one other",
+                "{} signs under {} roots; a root rotation goes from one root to one other: name a CA whose chain ends in one root",
                 issuer.describe(),
                 all.len()
             ),

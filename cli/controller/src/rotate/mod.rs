@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use meshtrust_ca::{
     BundleFiles, BundleFormat, ClusterStep, ClusterTrust, ClusterWrite, IntermediateAction,
     IntermediateParams, RotationPhase, RotationPlan, RotationRoot, old_root_hold_until,
-    plan_rotation,
+    phase_while_held, plan_rotation,
 };
 use meshtrust_issuer::Issuer;
 use time::OffsetDateTime;
@@ -144,12 +144,7 @@ async fn gated(
             blocked(ctx, spec, members, message, Reason::MultirootMeshOff, now)
         }
         Held::NotLoaded(waits) => {
-            // Complete is declared only once every istiod has dropped the old root: until
-            // then the rotation is still in phase 3.
-            let phase = match plan.phase {
-                RotationPhase::Complete => RotationPhase::RemoveOldRoot,
-                other => other,
-            };
+            let phase = phase_while_held(plan.phase);
             let message = format!(
                 "phase {} of 3 ({}) waits for istiod: {}",
                 phase.number(),

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use meshtrust_ca::{
     BundleFiles, Certificate, ClusterName, ClusterStep, ClusterTrust, IntermediateAction,
-    RotationPhase as Phase, RotationRoot, old_root_hold_until, plan_rotation, plan_step,
+    RotationPhase as Phase, RotationRoot, old_root_hold_until, phase_while_held, plan_rotation,
+    plan_step,
 };
 use meshtrust_issuer::Clock;
 use meshtrust_issuer::server::api::{
@@ -155,10 +156,10 @@ pub fn gate(roots: &Roots, hold: Duration, members: &[Member], now: OffsetDateTi
             now,
         ));
     }
-    let phase = match planned.phase {
-        Phase::Complete if !open => RotationPhase::RemoveOldRoot,
-        other => wire_phase(other),
-    };
+    let phase = wire_phase(match open {
+        true => planned.phase,
+        false => phase_while_held(planned.phase),
+    });
     Gate {
         status: status(phase, open, waiting, hold_until.map(wire::time)),
         phase: Some(planned.phase),

@@ -68,6 +68,14 @@ impl Mesh {
     fn fp(root: &RootCa) -> String {
         wire::fingerprint(root.certificate())
     }
+
+    /// `name` before the rotation: issued by and trusting the old root, its istiod having
+    /// loaded it, ISTIO_MULTIROOT_MESH `multiroot`.
+    fn on_old(&self, name: &str, multiroot: Option<&str>) -> Member {
+        let pem = self.old.certificate().to_pem();
+        let loaded = [Mesh::fp(&self.old)];
+        member(name, &bundle(name, &self.old, &pem, T0), &loaded, multiroot)
+    }
 }
 
 /// A cluster's `cacerts`: an intermediate from `by`, trusting `trust` (PEM).
@@ -130,16 +138,7 @@ fn reasons(view: &View) -> Vec<(Option<String>, String)> {
 fn the_rotation_does_not_start_while_an_istiod_lacks_multiroot_mesh_and_names_it() {
     let mesh = Mesh::new();
     let old_pem = mesh.old.certificate().to_pem();
-    let old = [Mesh::fp(&mesh.old)];
-    let members = [
-        member(
-            "east",
-            &bundle("east", &mesh.old, &old_pem, T0),
-            &old,
-            Some("true"),
-        ),
-        member("west", &bundle("west", &mesh.old, &old_pem, T0), &old, None),
-    ];
+    let members = [mesh.on_old("east", Some("true")), mesh.on_old("west", None)];
     let view = plan(&mesh.roots(), Duration::ZERO, &members, T0);
     assert_eq!(view.status.phase, RotationPhase::AddNewRoot);
     assert!(!view.status.open);
@@ -289,14 +288,8 @@ fn phase_three_waits_for_the_hold_then_complete_for_istiod_to_drop_the_old_root(
 fn a_cluster_that_never_reported_holds_the_rotation_and_is_named() {
     let mesh = Mesh::new();
     let old_pem = mesh.old.certificate().to_pem();
-    let old = [Mesh::fp(&mesh.old)];
     let members = [
-        member(
-            "east",
-            &bundle("east", &mesh.old, &old_pem, T0),
-            &old,
-            Some("true"),
-        ),
+        mesh.on_old("east", Some("true")),
         Member {
             name: ClusterName::new("north").unwrap(),
             report: None,
